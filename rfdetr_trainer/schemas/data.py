@@ -1,0 +1,98 @@
+"""DataConfig: where annotated images come from and how they become train/valid/test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from rfdetr_trainer.schemas.base import Section
+
+
+class CvatConfig(Section):
+    """CVAT source. Credentials come from CVAT_* environment variables or .env."""
+
+    host: str | None = Field(None, description="CVAT server URL (CVAT_HOST)")
+    username: str | None = Field(None, description="CVAT user (CVAT_USERNAME)")
+    password: SecretStr | None = Field(None, description="CVAT password (CVAT_PASSWORD)")
+    access_token: SecretStr | None = Field(None, description="CVAT personal access token (CVAT_ACCESS_TOKEN)")
+    org: str | None = Field(None, description="CVAT organization slug (CVAT_ORG)")
+    task_ids: list[int] = Field(default_factory=list, description="CVAT task ids to fetch")
+    project_ids: list[int] = Field(default_factory=list, description="CVAT project ids to fetch")
+    subsets: list[str] = Field(default_factory=list, description="project subsets to keep (default: all)")
+    downloader: Literal["auto", "sdk", "http", "http-legacy"] = Field("auto", description="CVAT client")
+    poll_interval: float = Field(2.0, gt=0, description="seconds between export status polls")
+    timeout: float = Field(1800.0, gt=0, description="overall seconds allowed for one export")
+    concurrency: int = Field(4, ge=1, description="tasks exported and downloaded at once")
+    refresh: bool = Field(False, description="export again even if the cached copy is current")
+    include_images: bool = Field(True, description="download images with the annotations")
+
+
+class MinioConfig(Section):
+    """MinIO / S3 source. Credentials come from MINIO_* environment variables or .env."""
+
+    endpoint: str | None = Field(None, description="S3 endpoint host[:port] or URL (MINIO_ENDPOINT)")
+    access_key: SecretStr | None = Field(None, description="access key (MINIO_ACCESS_KEY)")
+    secret_key: SecretStr | None = Field(None, description="secret key (MINIO_SECRET_KEY)")
+    region: str | None = Field(None, description="region (MINIO_REGION)")
+    secure: bool = Field(True, description="use TLS (MINIO_SECURE)")
+    bucket: str | None = Field(None, description="bucket holding the datasets")
+    prefixes: list[str] = Field(default_factory=list, description="key prefixes to fetch")
+    concurrency: int = Field(16, ge=1, description="parallel transfers")
+    refresh: bool = Field(False, description="download again even if unchanged")
+    upload_to: str | None = Field(None, description="s3://bucket/prefix to upload run artifacts to")
+
+
+class LocalConfig(Section):
+    """Local COCO folders."""
+
+    dataset_dirs: list[Path] = Field(default_factory=list, description="local dataset folders")
+
+
+class SplitConfig(Section):
+    """How images are split into train/valid/test."""
+
+    mode: Literal["keep", "ratio"] = Field(
+        "keep", description="keep the subsets sources have, or re-split by ratio"
+    )
+    ratios: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train, valid, test fractions")
+    seed: int = Field(42, description="seed of the ratio split")
+    group_by_source: bool = Field(False, description="keep each source's images in one split")
+
+    @model_validator(mode="after")
+    def _ratios_sum(self) -> SplitConfig:
+        if any(r < 0 for r in self.ratios) or abs(sum(self.ratios) - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must be non-negative and sum to 1, got {list(self.ratios)}")
+        return self
+
+
+class DataConfig(Section):
+    """Data sources and the prepared dataset."""
+
+    source_type: Literal["auto", "local", "cvat", "minio"] = Field(
+        "auto", description="which source to fetch from (auto: whichever is configured)"
+    )
+    cvat: CvatConfig = Field(default_factory=CvatConfig)
+    minio: MinioConfig = Field(default_factory=MinioConfig)
+    local: LocalConfig = Field(default_factory=LocalConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    class_map: Path | None = Field(None, description="JSON/YAML file renaming, merging or dropping classes")
+    box_fix: Literal["clip", "drop", "none"] = Field("clip", description="boxes outside the image: clip or drop")
+    strict: bool = Field(False, description="treat dataset warnings as errors")
+    output_dir: Path = Field(Path("data/prepared"), description="where the prepared dataset is written")
+
+    @field_validator("class_map", mode="before")
+    @classmethod
+    def _empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def resolved_source(self) -> str:
+        """The source to use: ``source_type`` or, for ``auto``, the one that is configured."""
+        if self.source_type != "auto":
+            return self.source_type
+        if self.cvat.task_ids or self.cvat.project_ids:
+            return "cvat"
+        if self.minio.bucket or self.minio.prefixes:
+            return "minio"
+        return "local"

@@ -1,0 +1,40 @@
+"""ExperimentConfig: tracking (ClearML, TensorBoard) and where run outputs go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from rfdetr_trainer.schemas.base import Section
+
+
+class ClearMLConfig(Section):
+    """ClearML experiment tracking."""
+
+    enabled: bool = Field(False, description="track the run in ClearML")
+    project_name: str = Field("rfdetr-trainer", description="ClearML project")
+    task_name: str | None = Field(None, description="ClearML task name (default: the run name)")
+    tags: list[str] = Field(default_factory=list, description="ClearML task tags")
+    offline: bool = Field(False, description="record an offline session to import later")
+    required: bool = Field(False, description="fail when the ClearML server can't be reached")
+    remote_queue: str | None = Field(None, description="enqueue the run on this clearml-agent queue")
+    output_uri: str | None = Field(None, description="where ClearML stores output models")
+    log_every_n_steps: int = Field(10, ge=1, description="report train loss every N steps")
+    debug_images_every_n_epochs: int = Field(1, ge=1, description="report a prediction grid every N epochs")
+
+
+class LoggingConfig(Section):
+    """Local logging."""
+
+    tensorboard: bool = Field(True, description="write TensorBoard event files under <output>/tensorboard")
+    level: str = Field("INFO", description="log level on stderr")
+
+
+class ExperimentConfig(Section):
+    """Tracking and run outputs."""
+
+    clearml: ClearMLConfig = Field(default_factory=ClearMLConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    output_dir: Path = Field(Path("runs"), description="run outputs: checkpoints, predictions, exports")
+    run_name: str | None = Field(None, description="sub-folder of output_dir (default: a timestamp)")

@@ -1,0 +1,12 @@
+"""ValidationConfig: thresholds used by predict and evaluation."""
+
+from pydantic import Field
+
+from rfdetr_trainer.schemas.base import Section
+
+
+class ValidationConfig(Section):
+    """Detection thresholds."""
+
+    confidence_threshold: float = Field(0.5, ge=0, le=1, description="keep detections scoring at least this")
+    iou_threshold: float = Field(0.5, ge=0, le=1, description="IoU for class-agnostic NMS of predictions")
