@@ -1,0 +1,120 @@
+"""A small synthetic detection dataset: real JPEGs with drawn shapes, COCO boxes and polygons.
+
+Used by ``make demo``, the tests and the benchmarks, because no dataset can be downloaded here. Torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+CLASSES = ("square", "circle", "triangle")
+_COLORS = ((220, 40, 40), (40, 170, 60), (40, 80, 220), (230, 180, 20), (160, 60, 200))
+
+SPLITS = {"train": 0.6, "valid": 0.2, "test": 0.2}
+
+
+def _polygon(kind: str, cx: float, cy: float, r: float) -> list[float]:
+    if kind == "square":
+        pts = [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
+    elif kind == "triangle":
+        pts = [(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
+    else:
+        pts = [(cx + r * math.cos(2 * math.pi * i / 16), cy + r * math.sin(2 * math.pi * i / 16)) for i in range(16)]
+    return [round(v, 2) for p in pts for v in p]
+
+
+def _draw_image(rng: random.Random, size: int, max_objects: int):
+    from PIL import Image, ImageDraw
+
+    background = tuple(rng.randint(0, 60) for _ in range(3))
+    image = Image.new("RGB", (size, size), background)
+    draw = ImageDraw.Draw(image)
+    objects = []
+    for _ in range(rng.randint(1, max_objects)):
+        cls = rng.randrange(len(CLASSES))
+        r = rng.uniform(size * 0.08, size * 0.2)
+        cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
+        poly = _polygon(CLASSES[cls], cx, cy, r)
+        color = _COLORS[rng.randrange(len(_COLORS))]
+        if CLASSES[cls] == "circle":
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
+        else:
+            draw.polygon(list(zip(poly[::2], poly[1::2])), fill=color)
+        xs, ys = poly[::2], poly[1::2]
+        x0, y0, x1, y1 = max(min(xs), 0), max(min(ys), 0), min(max(xs), size), min(max(ys), size)
+        box = [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
+        objects.append({"category": cls, "bbox": box, "segmentation": [poly], "area": round(box[2] * box[3], 2)})
+    return image, objects
+
+
+def make_dataset(
+    output_dir: Path,
+    *,
+    num_images: int = 30,
+    image_size: int = 128,
+    max_objects: int = 3,
+    seed: int = 0,
+    layout: str = "rfdetr",
+    splits: dict[str, float] | None = None,
+) -> Path:
+    """Write a synthetic dataset and return its folder.
+
+    Args:
+        output_dir: folder to create (must not hold a dataset already).
+        num_images: total images over all splits.
+        image_size: width and height in pixels.
+        max_objects: at most this many shapes per image (at least one).
+        seed: makes the dataset reproducible byte for byte.
+        layout: ``rfdetr`` (``<split>/_annotations.coco.json``) or ``cvat`` (CVAT 'COCO 1.0' export:
+            ``annotations/instances_<Subset>.json`` and ``images/<Subset>/``).
+        splits: fraction of images per split; default 60/20/20 train/valid/test.
+    """
+    rng = random.Random(seed)
+    output_dir = Path(output_dir)
+    fractions = splits or SPLITS
+    names = list(fractions)
+    counts = [max(1, int(round(num_images * fractions[n]))) for n in names]
+    counts[0] = max(1, num_images - sum(counts[1:]))
+    cvat_subset = {"train": "Train", "valid": "Validation", "test": "Test"}
+    for split, count in zip(names, counts):
+        if layout == "rfdetr":
+            image_dir = output_dir / split
+            ann_path = image_dir / "_annotations.coco.json"
+        elif layout == "cvat":
+            subset = cvat_subset.get(split, split)
+            image_dir = output_dir / "images" / subset
+            ann_path = output_dir / "annotations" / f"instances_{subset}.json"
+        else:
+            raise ValueError(f"unknown layout {layout!r}")
+        image_dir.mkdir(parents=True, exist_ok=True)
+        ann_path.parent.mkdir(parents=True, exist_ok=True)
+        coco = {
+            "info": {"description": "rfdetr-trainer synthetic shapes", "version": "1.0"},
+            "licenses": [],
+            "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES)],
+            "images": [],
+            "annotations": [],
+        }
+        for i in range(count):
+            image, objects = _draw_image(rng, image_size, max_objects)
+            file_name = f"{split}_{i:04d}.jpg"
+            image.save(image_dir / file_name, quality=90)
+            image_id = i + 1
+            coco["images"].append({"id": image_id, "file_name": file_name, "width": image_size, "height": image_size})
+            for obj in objects:
+                coco["annotations"].append(
+                    {
+                        "id": len(coco["annotations"]) + 1,
+                        "image_id": image_id,
+                        "category_id": obj["category"] + 1,
+                        "bbox": obj["bbox"],
+                        "area": obj["area"],
+                        "segmentation": obj["segmentation"],
+                        "iscrowd": 0,
+                    }
+                )
+        ann_path.write_text(json.dumps(coco, indent=1), encoding="utf-8")
+    return output_dir
