@@ -27,6 +27,8 @@ class CvatConfig(Section):
     concurrency: int = Field(4, ge=1, description="tasks exported and downloaded at once")
     refresh: bool = Field(False, description="export again even if the cached copy is current")
     include_images: bool = Field(True, description="download images with the annotations")
+    retries: int = Field(4, ge=0, description="retries on connection errors and 5xx responses")
+    retry_backoff: float = Field(1.0, ge=0, description="seconds before the first retry; doubles each time")
 
 
 class MinioConfig(Section):
@@ -41,6 +43,7 @@ class MinioConfig(Section):
     prefixes: list[str] = Field(default_factory=list, description="key prefixes to fetch")
     concurrency: int = Field(16, ge=1, description="parallel transfers")
     refresh: bool = Field(False, description="download again even if unchanged")
+    retries: int = Field(4, ge=0, description="retries on connection errors, throttling and 5xx responses")
     upload_to: str | None = Field(None, description="s3://bucket/prefix to upload run artifacts to")
 
 

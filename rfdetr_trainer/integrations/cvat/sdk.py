@@ -1,0 +1,213 @@
+"""CVAT exports through the official ``cvat-sdk`` (``--cvat-downloader sdk``).
+
+Two departures from ``make_client`` (protocol §2):
+
+- ``Client(url, check_server_version=False)``: SDK 2.80 crashes on ``/server/about`` of servers older than
+  2.30 (missing ``logo_url``/``subtitle``), and the version check only ever warns anyway.
+- ``wait_for_completion`` is overridden to honour the overall export timeout and our poll period; the SDK's
+  own loop has no timeout.
+
+The SDK speaks the current flow only (``POST …/dataset/export``), so it needs a 2.16+ server. Each worker
+thread gets its own client because the SDK's ApiClient keeps per-session cookie state.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from rfdetr_trainer.errors import AuthError, SourceError
+from rfdetr_trainer.integrations.cvat.base import (
+    AUTH_HINT,
+    EXPORT_FORMAT,
+    Connection,
+    Deadline,
+    Downloader,
+    Target,
+    export_failed,
+    export_timeout,
+    http_error,
+    server_detail,
+)
+from rfdetr_trainer.integrations.progress import TransferProgress
+
+
+def _make_client(conn: Connection, deadline_box: threading.local) -> Any:
+    from cvat_sdk import Client, Config
+    from cvat_sdk.core.client import AccessTokenCredentials
+
+    class _DeadlineClient(Client):
+        def wait_for_completion(self, rq_id, *, status_check_period=None, log_prefix=None):  # type: ignore[override]
+            from cvat_sdk.core.exceptions import BackgroundRequestException
+
+            deadline: Deadline = getattr(deadline_box, "deadline", None) or Deadline(conn.timeout)
+            delays = conn.poll_delays()
+            while True:
+                request, response = self.api_client.requests_api.retrieve(rq_id)
+                if request.status.value == "finished":
+                    return request, response
+                if request.status.value == "failed":
+                    raise BackgroundRequestException(request.message)
+                if not deadline.sleep(next(delays)):
+                    raise TimeoutError(rq_id)
+
+    client = _DeadlineClient(conn.host, config=Config(status_check_period=conn.poll_interval),
+                             check_server_version=False)
+    if conn.org is not None:
+        client.organization_slug = conn.org
+    if conn.access_token:
+        client.login(AccessTokenCredentials(conn.access_token))
+    else:
+        client.login((conn.username or "", conn.password or ""))
+    return client
+
+
+class _Reporter:
+    """Adapts cvat-sdk's ProgressReporter calls to a TransferProgress (duck-typed; the SDK only calls these)."""
+
+    def __init__(self, progress: TransferProgress) -> None:
+        self.progress = progress
+        self.total = self.done = 0
+
+    def task(self, **kwargs: Any) -> Any:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def _ctx():  # type: ignore[no-untyped-def]
+            self.start2(**kwargs)
+            try:
+                yield None
+            finally:
+                self.finish()
+
+        return _ctx()
+
+    def start2(self, total: int | None = None, **_: Any) -> None:
+        self.total = int(total or 0)
+        self.progress.expect(nbytes=self.total)
+
+    def advance(self, delta: int) -> None:
+        self.done += delta
+        self.progress.advance(nbytes=delta)
+
+    def report_status(self, progress: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        """Undo a broken attempt's bytes so a retry does not count twice."""
+        self.progress.expect(nbytes=-self.total)
+        self.progress.advance(nbytes=-self.done)
+        self.total = self.done = 0
+
+
+class SdkDownloader(Downloader):
+    """Exports via ``cvat_sdk`` task/project proxies (``export_dataset``)."""
+
+    name = "sdk"
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._call(None, "login", lambda: _make_client(self.conn, self._local))
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def open(self) -> None:
+        self._client()
+
+    def close(self) -> None:
+        for client in self._clients:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing must not mask the real outcome
+                pass
+
+    def _call(self, target: Target | None, doing: str, fn: Any) -> Any:
+        """Run an SDK call, mapping its exceptions to ours and retrying connection errors and 5xx."""
+        import urllib3
+        from cvat_sdk.api_client.exceptions import ApiException
+        from cvat_sdk.core.exceptions import BackgroundRequestException
+
+        last = ""
+        for attempt in range(self.conn.retries + 1):
+            if attempt:
+                threading.Event().wait(self.conn.backoff(attempt - 1))
+            try:
+                return fn()
+            except BackgroundRequestException as exc:
+                raise export_failed(self.conn, target, str(exc)) from None  # type: ignore[arg-type]
+            except TimeoutError:
+                raise export_timeout(self.conn, target) from None  # type: ignore[arg-type]
+            except ApiException as exc:
+                status = exc.status or 0
+                if doing == "login" and status == 400:
+                    raise AuthError(
+                        f"CVAT {self.conn.host}: login as {self.conn.username!r} rejected: "
+                        f"{server_detail(exc.body)}",
+                        hint=AUTH_HINT,
+                    ) from None
+                if status >= 500 or status == 0:
+                    last = f"HTTP {status}: {server_detail(exc.body)}"
+                    continue
+                raise http_error(self.conn, target, status, exc.body, doing=doing) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if isinstance(exc, FileExistsError):
+                    raise
+                last = f"cannot reach the server ({type(exc).__name__})"
+                continue
+        what = f" for {target.label}" if target else ""
+        raise SourceError(
+            f"CVAT {self.conn.host}: {doing}{what} failed after {self.conn.retries + 1} attempts: {last}",
+            hint="check CVAT_HOST and that the server is up",
+        )
+
+    def _proxy(self, target: Target) -> Any:
+        client = self._client()
+        repo = client.tasks if target.kind == "task" else client.projects
+        return self._call(target, "reading", lambda: repo.retrieve(target.id))
+
+    def info(self, target: Target) -> dict[str, Any]:
+        proxy = self._proxy(target)
+        updated = getattr(proxy, "updated_date", None)
+        return {
+            "id": target.id,
+            "name": getattr(proxy, "name", None),
+            "updated_date": updated.isoformat() if hasattr(updated, "isoformat") else updated,
+        }
+
+    def export(self, target: Target, out_zip: Path, progress: TransferProgress) -> None:
+        proxy = self._proxy(target)
+        self._local.deadline = Deadline(self.conn.timeout)
+        reporter = _Reporter(progress)
+
+        def attempt() -> None:
+            try:
+                proxy.export_dataset(
+                    EXPORT_FORMAT,
+                    out_zip,
+                    include_images=self.conn.include_images,
+                    pbar=reporter,
+                    status_check_period=self.conn.poll_interval,
+                )
+            except BaseException:
+                reporter.rollback()
+                raise
+
+        self._call(target, "export", attempt)
+        if not out_zip.is_file():
+            raise SourceError(
+                f"CVAT {self.conn.host}: export of {target.label} went to cloud storage, not to this machine",
+                hint="set the task's target storage to local, or use --cvat-downloader http",
+            )
