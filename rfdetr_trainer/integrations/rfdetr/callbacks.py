@@ -1,0 +1,119 @@
+"""The project's Lightning callbacks, appended to rfdetr's own list by ``trainer.py``.
+
+This module is the Lightning boundary: it imports ``pytorch_lightning`` at the top and is itself imported only
+from inside the training code path, never at CLI start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning import Callback  # noqa: TID253 - see module docstring
+
+from rfdetr_trainer.logs import get_logger, stderr_console
+
+log = get_logger(__name__)
+
+
+def _scalar(value: Any) -> float | None:
+    try:
+        number = float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def epoch_metrics(trainer: Any) -> dict[str, float]:
+    """The scalars Lightning holds at the end of an epoch, as plain floats."""
+    out = {}
+    for key, value in trainer.callback_metrics.items():
+        number = _scalar(value)
+        if number is not None:
+            out[key] = number
+    return out
+
+
+def make_callbacks(*, metrics_path: Path, show_progress: bool = True) -> list[Any]:
+    """The callbacks every training run gets: a progress bar on stderr and the metrics log."""
+    callbacks: list[Any] = [MetricsLog(metrics_path)]
+    if show_progress:
+        callbacks.append(RichProgress())
+    return callbacks
+
+
+class MetricsLog(Callback):
+    """Appends one JSON line per epoch (train and validation scalars) to ``metrics.jsonl``.
+
+    The run manifest and the ClearML/TensorBoard integrations read the same records, so every tracker reports
+    identical numbers.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.history: list[dict[str, Any]] = []
+        self._started = time.monotonic()
+
+    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        record = {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step),
+                  "elapsed_s": round(time.monotonic() - self._started, 3), **epoch_metrics(trainer)}
+        self.history.append(record)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        shown = {k: round(v, 4) for k, v in record.items() if k.startswith("val/") and "mAP" in k}
+        log.info("epoch %d: %s", record["epoch"] + 1, shown or "no validation metrics")
+
+
+class RichProgress(Callback):
+    """A rich progress bar of training steps on stderr (rfdetr's own bar is off by default)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.is_global_zero:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
+            TimeRemainingColumn(), console=stderr_console(), transient=True,
+        )
+        self._progress.start()
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if self._progress is None:
+            return
+        total = trainer.num_training_batches
+        description = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+        self._task = self._progress.add_task(description, total=total if math.isfinite(total) else None, loss="")
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._progress is None or self._task is None:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        number = _scalar(loss) if loss is not None else None
+        self._progress.update(self._task, advance=1, loss=f"loss {number:.3f}" if number is not None else "")
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self._stop()
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None

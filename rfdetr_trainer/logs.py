@@ -1,0 +1,44 @@
+"""Logging and progress on stderr (stdout is kept for results)."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+LOGGER_NAME = "rfdetr_trainer"
+
+
+@lru_cache(maxsize=1)
+def stderr_console() -> Any:
+    """The rich console every log line and progress bar goes to."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Send the project's log records (and rfdetr's) to stderr through rich."""
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=stderr_console(), show_path=False, rich_tracebacks=False, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A child of the project's logger."""
+    return logging.getLogger(f"{LOGGER_NAME}.{name.rsplit('.', 1)[-1]}")
+
+
+def progress() -> Any:
+    """A rich progress bar on stderr (use as a context manager)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=stderr_console(), transient=True,
+    )
