@@ -1,0 +1,287 @@
+"""Find the COCO annotation files and images in a folder or .zip, whatever layout it uses.
+
+Layouts:
+    rfdetr: ``train|valid|test/_annotations.coco.json`` with the images beside each file (Roboflow, rfdetr).
+    cvat: CVAT 'COCO 1.0' export, ``annotations/instances_<subset>.json`` with images in
+        ``images/<subset>/`` (CVAT >= 2.16.1) or flat in ``images/`` (older servers).
+    coco: plain COCO, ``annotations/*.json`` (or one loose ``*.json``) with images in ``images/``,
+        ``<subset>/`` or beside the file.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from rfdetr_trainer.coco.schema import SPLITS, normalize_subset
+from rfdetr_trainer.errors import DatasetError
+
+RFDETR_FILE = "_annotations.coco.json"
+
+
+class Tree:
+    """Read-only view of a dataset's files by relative POSIX path (a folder or a zip archive)."""
+
+    label: str
+
+    def is_file(self, rel: str) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def read_bytes(self, rel: str) -> bytes:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def size(self, rel: str) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def open(self, rel: str) -> BinaryIO:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def fs_path(self, rel: str) -> Path | None:
+        """A real filesystem path (so the file can be hard-linked), or None inside an archive."""
+        return None
+
+    def listdir(self, rel: str) -> list[str]:  # pragma: no cover - interface
+        """Names directly under folder ``rel`` ('' is the root)."""
+        raise NotImplementedError
+
+    def copy_to(self, rel: str, dest: Path, link: bool = True) -> None:
+        """Place file ``rel`` at ``dest``: hard-linked where possible (no bytes copied), else copied."""
+        src = self.fs_path(rel)
+        if src is not None:
+            if link:
+                try:
+                    os.link(src, dest)
+                    return
+                except OSError:
+                    pass  # another filesystem, or links not allowed: copy instead
+            shutil.copyfile(src, dest)
+            return
+        with self.open(rel) as fin, open(dest, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+
+    def describe(self, rel: str) -> str:
+        """How to name ``rel`` to a user: the full path, or ``archive.zip:member``."""
+        return f"{self.label}/{rel}" if rel else self.label
+
+
+class DirTree(Tree):
+    """A dataset folder on disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.label = str(root)
+
+    def _p(self, rel: str) -> Path:
+        return self.root / rel if rel else self.root
+
+    def is_file(self, rel: str) -> bool:
+        return self._p(rel).is_file()
+
+    def read_bytes(self, rel: str) -> bytes:
+        try:
+            return self._p(rel).read_bytes()
+        except OSError as exc:
+            raise DatasetError(f"{self.describe(rel)}: cannot read ({exc.strerror})") from None
+
+    def size(self, rel: str) -> int:
+        return self._p(rel).stat().st_size
+
+    def open(self, rel: str) -> BinaryIO:
+        return open(self._p(rel), "rb")
+
+    def fs_path(self, rel: str) -> Path | None:
+        return self._p(rel)
+
+    def listdir(self, rel: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self._p(rel)))
+        except OSError:
+            return []
+
+
+class ZipTree(Tree):
+    """A dataset inside a .zip archive; a single top-level folder wrapping everything is looked through."""
+
+    def __init__(self, path: Path) -> None:
+        self.label = str(path)
+        try:
+            self._zip = zipfile.ZipFile(path)
+            infos = [i for i in self._zip.infolist() if not i.is_dir()]
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise DatasetError(f"{path}: not a readable zip archive ({exc})") from None
+        names = [i.filename for i in infos]
+        tops = {n.split("/", 1)[0] for n in names}
+        # Archives made by zipping a folder wrap everything in it; CVAT's do not.
+        self.prefix = f"{tops.pop()}/" if len(tops) == 1 and all("/" in n for n in names) else ""
+        self._infos = {i.filename[len(self.prefix) :]: i for i in infos}
+        dirs: dict[str, set[str]] = {}
+        for name in self._infos:
+            parts = name.split("/")
+            for depth in range(len(parts)):
+                dirs.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
+        self._dirs = {k: sorted(v) for k, v in dirs.items()}
+
+    def is_file(self, rel: str) -> bool:
+        return rel in self._infos
+
+    def read_bytes(self, rel: str) -> bytes:
+        try:
+            return self._zip.read(self._infos[rel])
+        except (KeyError, zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise DatasetError(f"{self.describe(rel)}: cannot read from archive ({exc})") from None
+
+    def size(self, rel: str) -> int:
+        return self._infos[rel].file_size
+
+    def open(self, rel: str) -> BinaryIO:
+        return self._zip.open(self._infos[rel])
+
+    def listdir(self, rel: str) -> list[str]:
+        return self._dirs.get(rel, [])
+
+    def describe(self, rel: str) -> str:
+        return f"{self.label}:{self.prefix}{rel}"
+
+
+@dataclass(frozen=True)
+class Subset:
+    """One annotation file of a dataset and where its images live.
+
+    Attributes:
+        name: subset as the source names it (``Train``, ``default``, ``valid``, ``train2017``).
+        split: output split it maps to, or None when the name says nothing (``default``).
+        json_rel: path of the annotation file inside the tree.
+        image_dirs: folders searched, in order, for an image's ``file_name``.
+    """
+
+    name: str
+    split: str | None
+    json_rel: str
+    image_dirs: tuple[str, ...]
+
+
+@dataclass
+class Dataset:
+    """A dataset found on disk: its layout, file tree and annotation files."""
+
+    layout: str
+    tree: Tree
+    subsets: list[Subset]
+
+    def resolve_image(self, subset: Subset, file_name: str) -> str | None:
+        """Relative path of an image in the tree, or None when it is not there."""
+        name = safe_relpath(file_name)
+        if name is None:
+            return None
+        for folder in subset.image_dirs:
+            rel = posixpath.join(folder, name) if folder else name
+            if self.tree.is_file(rel):
+                return rel
+        return None
+
+
+def safe_relpath(file_name: str) -> str | None:
+    """``file_name`` as a clean relative POSIX path, or None when it escapes its folder (``..``, absolute)."""
+    if not isinstance(file_name, str) or not file_name:
+        return None
+    path = PurePosixPath(file_name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts:
+        return None
+    clean = "/".join(p for p in path.parts if p not in ("", "."))
+    return clean or None
+
+
+def _open_tree(path: Path) -> Tree:
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return ZipTree(path)
+    if path.is_dir():
+        return DirTree(path)
+    raise DatasetError(f"{path}: not a dataset folder, .zip archive or COCO .json file")
+
+
+def _check_json_start(tree: Tree, rel: str) -> None:
+    """Fail fast, naming the file and position, on an annotation file that cannot be a COCO object."""
+    if tree.size(rel) == 0:
+        raise DatasetError(f"{tree.describe(rel)}:1:1: malformed JSON (empty file)")
+    with tree.open(rel) as fh:
+        head = fh.read(4096)
+    text = head.decode("utf-8-sig", errors="replace")
+    stripped = text.lstrip()
+    if not stripped:
+        raise DatasetError(f"{tree.describe(rel)}:1:1: malformed JSON (only whitespace at the start)")
+    if stripped[0] != "{":
+        skipped = text[: len(text) - len(stripped)]
+        line = skipped.count("\n") + 1
+        col = len(skipped) - (skipped.rfind("\n") + 1) + 1
+        raise DatasetError(
+            f"{tree.describe(rel)}:{line}:{col}: malformed JSON (a COCO file is an object, found {stripped[0]!r})"
+        )
+
+
+def _find(tree: Tree, loose_json: str | None) -> tuple[str, list[Subset]]:
+    if loose_json is not None:
+        folder = posixpath.dirname(loose_json)
+        stem = PurePosixPath(loose_json).stem
+        return "coco", [Subset(stem, normalize_subset(stem), loose_json, (folder, posixpath.join(folder, "images")))]
+    root = tree.listdir("")
+    subsets = [
+        Subset(d, normalize_subset(d), f"{d}/{RFDETR_FILE}", (d,))
+        for d in root
+        if tree.is_file(f"{d}/{RFDETR_FILE}")
+    ]
+    if subsets:
+        order = {s: i for i, s in enumerate(SPLITS)}
+        subsets.sort(key=lambda s: (order.get(s.split or "", 9), s.name))
+        return "rfdetr", subsets
+    if tree.is_file(RFDETR_FILE):  # one split folder given directly
+        return "rfdetr", [Subset("default", None, RFDETR_FILE, ("",))]
+    files = [f for f in tree.listdir("annotations") if f.lower().endswith(".json")]
+    if files:
+        cvat = all(f.startswith("instances_") for f in files)
+        subsets = []
+        for f in files:
+            stem = f[: -len(".json")]
+            name = stem[len("instances_") :] if stem.startswith("instances_") else stem
+            dirs = (f"images/{name}", "images", name, "")
+            subsets.append(Subset(name, normalize_subset(name), f"annotations/{f}", dirs))
+        return ("cvat" if cvat else "coco"), subsets
+    loose = [f for f in root if f.lower().endswith(".json") and tree.is_file(f)]
+    if len(loose) == 1:
+        return _find(tree, loose[0])
+    hint = "expected train/_annotations.coco.json, annotations/instances_<subset>.json or annotations/*.json"
+    raise DatasetError(f"{tree.label}: no COCO dataset found", hint=hint)
+
+
+def open_dataset(path: Path) -> Dataset:
+    """Find the annotation files of a dataset folder, .zip archive or loose COCO .json file.
+
+    Raises:
+        DatasetError: the path holds no COCO dataset, or an annotation file plainly is not a JSON object.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".json":
+        tree: Tree = DirTree(path.parent)
+        layout, subsets = _find(tree, path.name)
+    else:
+        tree = _open_tree(path)
+        layout, subsets = _find(tree, None)
+    for subset in subsets:
+        _check_json_start(tree, subset.json_rel)
+    return Dataset(layout, tree, subsets)
+
+
+def detect_layout(path: Path) -> str:
+    """``"rfdetr"``, ``"cvat"`` or ``"coco"`` for a dataset folder, .zip or .json.
+
+    Raises:
+        DatasetError: nothing COCO-shaped is there (the message names the path), or an annotation file is
+            malformed at its start (the message names the file and position).
+    """
+    return open_dataset(path).layout

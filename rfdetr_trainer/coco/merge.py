@@ -1,0 +1,730 @@
+"""Merge COCO datasets into one dataset in rfdetr's layout (``train|valid|test/_annotations.coco.json``).
+
+How it stays fast and small on large exports: each annotation file is read twice, never held as objects.
+The first pass walks it with the C scanner (:mod:`reader`), checks every record and keeps four integers per
+annotation (text span, image, class). The second pass re-emits each annotation's original text with only
+``id``, ``image_id`` and ``category_id`` rewritten, so polygons, RLE masks, ``iscrowd``, CVAT ``attributes``
+and any other field come out byte for byte as they went in. Only boxes that were clipped, annotations in an
+unusual key order, and annotations on duplicated images are re-serialised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from rfdetr_trainer.coco.classmap import ClassMap
+from rfdetr_trainer.coco.io import decode_text, dumps, sha256_bytes, staging_dir
+from rfdetr_trainer.coco.layout import Dataset, Subset, open_dataset, safe_relpath
+from rfdetr_trainer.coco.manifest import MANIFEST_NAME, MANIFEST_VERSION, findings_section, write_manifest
+from rfdetr_trainer.coco.reader import walk_coco
+from rfdetr_trainer.coco.schema import SPLITS, Finding
+from rfdetr_trainer.coco.source import SourceRef
+from rfdetr_trainer.coco.split import TRAIN, plan_splits
+from rfdetr_trainer.coco.validate import check_box, check_category_record, check_image_record
+from rfdetr_trainer.errors import DatasetError, OutputError
+
+#: The rule for byte-identical images, recorded in the manifest.
+DUPLICATE_RULE = (
+    "byte-identical images are stored once, under the first source (in the order given) that has them; the "
+    "annotations of every other copy move onto that image, except an annotation whose class and box equal "
+    "one that another copy already put there, which is dropped and counted"
+)
+
+#: An annotation whose text starts with id, image_id and category_id (CVAT, Datumaro, Roboflow all write this
+#: order) can be re-emitted by replacing that prefix; anything else takes the slow path.
+_PREFIX = re.compile(r'\{\s*"id"\s*:\s*-?\d+\s*,\s*"image_id"\s*:\s*-?\d+\s*,\s*"category_id"\s*:\s*-?\d+(?=\s*[,}])')
+_FLUSH_EVERY = 4096
+OUTPUT_INFO = {"description": "merged by rfdetr-trainer"}
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    """How sources become one dataset.
+
+    Attributes:
+        class_map: renames and drops, applied by class name before categories are united.
+        split_mode: ``keep`` the subsets sources have, or re-split everything by ``ratio``.
+        ratios: train, valid, test fractions.
+        seed: seed of every ratio split.
+        group_by_source: keep each source's images in one split.
+        box_fix: ``clip``, ``drop`` or ``none`` for boxes outside their image.
+        copy_images: place image files in the output; False is annotations-only (no image is read,
+            so missing files and duplicates are not detected).
+        link_images: hard-link images where the filesystem allows, instead of copying bytes.
+    """
+
+    class_map: ClassMap = field(default_factory=ClassMap)
+    split_mode: str = "keep"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 42
+    group_by_source: bool = False
+    box_fix: str = "clip"
+    copy_images: bool = True
+    link_images: bool = True
+
+
+@dataclass
+class MergeResult:
+    """What a merge produced.
+
+    Attributes:
+        output_dir: the dataset folder (``train/``, ``valid/``, ``test/``, manifest).
+        manifest_path: ``output_dir/dataset_manifest.json``.
+        counts: ``{"images", "annotations", "classes": {name: n}, "splits": {split: {"images",
+            "annotations", "background", "classes": {name: n}}}}``.
+        findings: problems found in the sources and what was done about each.
+        dropped: annotations dropped, by reason.
+    """
+
+    output_dir: Path
+    manifest_path: Path
+    counts: dict[str, Any]
+    findings: list[Finding]
+    dropped: dict[str, int]
+
+
+class _Image:
+    __slots__ = ("src", "sub", "rec", "rel", "kept", "split", "out_id", "out_name")
+
+    def __init__(self, src: int, sub: int, rec: dict, rel: str | None) -> None:
+        self.src, self.sub, self.rec, self.rel = src, sub, rec, rel
+        self.kept = -1  # index of the image this one is a byte-identical copy of; set to itself when unique
+        self.split = TRAIN
+        self.out_id = 0
+        self.out_name = ""
+
+
+class _File:
+    """One annotation file: what pass 1 learned, for pass 2 to write."""
+
+    def __init__(self, src: int, dataset: Dataset, subset: Subset) -> None:
+        self.src, self.dataset, self.subset = src, dataset, subset
+        self.label = dataset.tree.describe(subset.json_rel)
+        self.sha256 = ""
+        self.nbytes = 0
+        self.starts = array("q")
+        self.ends = array("q")
+        self.images = array("q")  # global image index, or -1 when the annotation is dropped
+        self.cats = array("q")  # output category index
+        self.overrides: dict[int, dict] = {}  # annotations whose box was clipped
+        self.n_images = 0
+        self.n_annotations = 0
+
+    def read_text(self) -> tuple[str, str, int]:
+        data = self.dataset.tree.read_bytes(self.subset.json_rel)
+        return decode_text(data, self.label), sha256_bytes(data), len(data)
+
+
+class _Merger:
+    def __init__(self, sources: Sequence[SourceRef], options: MergeOptions, progress: Progress | None) -> None:
+        self.sources = list(sources)
+        self.opt = options
+        self.progress = progress or (lambda stage, done, total: None)
+        self.findings: list[Finding] = []
+        self.files: list[_File] = []
+        self.images: list[_Image] = []
+        self.cat_names: list[str] = []
+        self.cat_records: list[dict] = []
+        self.cat_index: dict[str, int] = {}
+        self.class_maps: list[list[dict]] = [[] for _ in self.sources]
+        self.dropped: Counter[str] = Counter()
+        self.src_dropped: list[Counter[str]] = [Counter() for _ in self.sources]
+        self.used_class_map_names: set[str] = set()
+        self.renamed = 0
+        self.duplicate_images = 0
+
+    # ---- pass 1 -------------------------------------------------------------------------------------------
+
+    def read_all(self) -> None:
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise DatasetError(f"source name {dup!r} is used twice; source names must be unique")
+        datasets = [open_dataset(s.path) for s in self.sources]
+        total = sum(len(d.subsets) for d in datasets)
+        for src, dataset in enumerate(datasets):
+            for subset in dataset.subsets:
+                f = _File(src, dataset, subset)
+                self.files.append(f)
+                self._read_file(f)
+                self.progress("read", len(self.files), total)
+        unused = self.opt.class_map.names() - self.used_class_map_names
+        for name in sorted(unused):
+            self.findings.append(Finding("class_map_unused", f"class map entry {name!r} matched no class"))
+
+    def _categories(self, f: _File, cats: Any) -> dict[Any, int]:
+        if not isinstance(cats, list):
+            raise DatasetError(f"{f.label}: 'categories' is not a list")
+        mapping: dict[Any, int] = {}
+        src_map = self.class_maps[f.src]
+        seen_old = {(m["old_id"], m["old_name"]) for m in src_map}
+        for cat in cats:
+            bad = check_category_record(cat, f.label)
+            if bad is not None:
+                raise DatasetError(bad.line())
+            cid, old = cat["id"], cat["name"].strip()
+            if cid in mapping:
+                raise DatasetError(f"{f.label} id {cid}: duplicate category id")
+            if old in self.opt.class_map.names():
+                self.used_class_map_names.add(old)
+            new = self.opt.class_map.apply(old)
+            if new is None:
+                mapping[cid] = -1
+            else:
+                if new not in self.cat_index:
+                    self.cat_index[new] = len(self.cat_names)
+                    self.cat_names.append(new)
+                    record = {k: v for k, v in cat.items() if k not in ("id", "name")}
+                    self.cat_records.append({"id": 0, "name": new, **record})
+                mapping[cid] = self.cat_index[new]
+            if (cid, old) not in seen_old:
+                src_map.append(
+                    {"old_id": cid, "old_name": old, "new_id": None if new is None else self.cat_index[new] + 1,
+                     "new_name": new}
+                )
+        return mapping
+
+    def _images(self, f: _File, imgs: Any) -> dict[Any, int]:
+        if not isinstance(imgs, list):
+            raise DatasetError(f"{f.label}: 'images' is not a list")
+        index: dict[Any, int] = {}
+        check_files = self.opt.copy_images
+        for img in imgs:
+            bad = check_image_record(img, f.label)
+            if bad is not None:
+                self.findings.append(bad)
+                if isinstance(img, dict) and type(img.get("id")) in (int, str):
+                    index.setdefault(img["id"], -1)
+                continue
+            iid = img["id"]
+            if iid in index:
+                raise DatasetError(f"{f.label} id {iid}: duplicate image id")
+            rel = None
+            if check_files:
+                rel = f.dataset.resolve_image(f.subset, img["file_name"])
+                if rel is None:
+                    self.findings.append(
+                        Finding("image_missing", f"image file {img['file_name']} not found", f.label, iid, "dropped")
+                    )
+                    index[iid] = -1
+                    continue
+            index[iid] = len(self.images)
+            self.images.append(_Image(f.src, len(self.files) - 1, img, rel))
+        f.n_images = len(imgs)
+        return index
+
+    def _read_file(self, f: _File) -> None:
+        text, f.sha256, f.nbytes = f.read_text()
+        maps: dict[str, dict] = {}
+        deferred: list[tuple[Any, int, int]] = []
+
+        def on_member(key: str, value: Any) -> None:
+            if key == "categories":
+                maps["categories"] = self._categories(f, value)
+            elif key == "images":
+                maps["images"] = self._images(f, value)
+
+        def handler() -> Callable[[Any, int, int], None]:
+            if "images" in maps and "categories" in maps:
+                return self._annotation_taker(f, maps["images"], maps["categories"])
+            # Annotations before images or categories (rare): hold them until both are known.
+            return lambda value, start, end: deferred.append((value, start, end))
+
+        walk_coco(text, f.label, on_member, handler)
+        for key in ("categories", "images"):
+            if key not in maps:
+                raise DatasetError(f"{f.label}: no '{key}' list; not a COCO annotation file")
+        if deferred:
+            take = self._annotation_taker(f, maps["images"], maps["categories"])
+            for value, start, end in deferred:
+                take(value, start, end)
+
+    def _annotation_taker(self, f: _File, img_map: dict, cat_map: dict) -> Callable[[Any, int, int], None]:
+        images, findings, dropped = self.images, self.findings, self.src_dropped[f.src]
+        starts, ends, a_img, a_cat = f.starts.append, f.ends.append, f.images.append, f.cats.append
+        box_fix, label, overrides = self.opt.box_fix, f.label, f.overrides
+        seen_ids: set = set()
+        tol = 0.01
+
+        def take(a: Any, start: int, end: int) -> None:
+            f.n_annotations += 1
+            if type(a) is not dict:
+                findings.append(Finding("bad_record", "annotation is not an object", label, None, "dropped"))
+                dropped["bad_record"] += 1
+                return
+            aid = a.get("id")
+            try:
+                before = len(seen_ids)
+                seen_ids.add(aid)
+                if len(seen_ids) == before:
+                    findings.append(
+                        Finding("duplicate_annotation_id", "duplicate annotation id", label, aid, "renumbered")
+                    )
+                gi = img_map.get(a.get("image_id"))
+                ci = cat_map.get(a.get("category_id"))
+            except TypeError:  # an unhashable id (a list or object)
+                findings.append(Finding("bad_record", "annotation ids are not numbers", label, None, "dropped"))
+                dropped["bad_record"] += 1
+                return
+            if gi is None:
+                findings.append(
+                    Finding("unknown_image", f"image_id {a.get('image_id')!r} names no image", label, aid, "dropped")
+                )
+                dropped["unknown_image"] += 1
+                return
+            if ci is None:
+                findings.append(
+                    Finding("unknown_category", f"category_id {a.get('category_id')!r} names no category", label,
+                            aid, "dropped")
+                )
+                dropped["unknown_category"] += 1
+                return
+            if gi < 0:
+                dropped["image_dropped"] += 1
+                return
+            if ci < 0:
+                dropped["class_map_drop"] += 1
+                return
+            rec = images[gi].rec
+            bbox = a.get("bbox")
+            # The common case inline: a valid box inside its image needs no call. Non-numbers raise TypeError
+            # and NaN/inf fail a comparison; both take the careful path through check_box.
+            if type(bbox) is list and len(bbox) == 4:
+                x, y, w, h = bbox
+                try:
+                    if 0 < w and 0 < h and -tol <= x and -tol <= y and x + w <= rec["width"] + tol and (
+                        y + h <= rec["height"] + tol
+                    ):
+                        bbox = None
+                except TypeError:
+                    pass
+            if bbox is not None or "bbox" not in a:
+                new_box, finding = check_box(a, rec["width"], rec["height"], box_fix, label)
+                if finding is not None:
+                    findings.append(finding)
+                if new_box is None:
+                    dropped[finding.code if finding else "box_invalid"] += 1
+                    return
+                if new_box is not a.get("bbox"):
+                    a = dict(a)
+                    a["bbox"] = new_box
+                    overrides[len(f.starts)] = a
+            starts(start)
+            ends(end)
+            a_img(gi)
+            a_cat(ci)
+
+        return take
+
+    # ---- between the passes --------------------------------------------------------------------------------
+
+    def dedupe(self) -> None:
+        """Find byte-identical images (same size first, then sha256) and point copies at the first one."""
+        for i, im in enumerate(self.images):
+            im.kept = i
+        if not self.opt.copy_images:
+            return
+        by_size: dict[int, list[int]] = defaultdict(list)
+        for i, im in enumerate(self.images):
+            tree = self.files[im.sub].dataset.tree
+            by_size[tree.size(im.rel)].append(i)
+        candidates = [group for group in by_size.values() if len(group) > 1]
+        for n, group in enumerate(candidates):
+            first_of: dict[str, int] = {}
+            for i in group:
+                im = self.images[i]
+                tree = self.files[im.sub].dataset.tree
+                digest = sha256_bytes(tree.read_bytes(im.rel))
+                if digest in first_of:
+                    im.kept = first_of[digest]
+                    kept = self.images[im.kept]
+                    self.duplicate_images += 1
+                    self.findings.append(
+                        Finding("duplicate_image",
+                                f"same bytes as {self.files[kept.sub].dataset.tree.describe(kept.rel)}; stored once",
+                                tree.describe(im.rel), im.rec["id"], "merged")
+                    )
+                else:
+                    first_of[digest] = i
+            self.progress("dedupe", n + 1, len(candidates))
+
+    def assign_splits(self) -> None:
+        unique = [i for i, im in enumerate(self.images) if im.kept == i]
+        order = {s: n for n, s in enumerate(SPLITS)}
+        presets = [order.get(self.files[self.images[i].sub].subset.split) for i in unique]
+        groups = [self.sources[self.images[i].src].name for i in unique]
+        s = self.opt
+        splits, findings = plan_splits(
+            presets, groups, mode=s.split_mode, ratios=s.ratios, seed=s.seed, group_by_source=s.group_by_source
+        )
+        self.findings.extend(findings)
+        for i, sp in zip(unique, splits):
+            self.images[i].split = sp
+        self._classes_into_train()
+        sizes = Counter(self.images[i].split for i in unique)
+        for sp, name in enumerate(SPLITS):
+            if not sizes[sp]:
+                raise DatasetError(f"split {name!r} would be empty", hint="add images or change the split ratios")
+
+    def _class_split_counts(self) -> list[Counter[int]]:
+        counts = [Counter(), Counter(), Counter()]
+        images = self.images
+        for f in self.files:
+            for gi, ci in zip(f.images, f.cats):
+                if gi >= 0:
+                    counts[images[images[gi].kept].split][ci] += 1
+        return counts
+
+    def _classes_into_train(self) -> None:
+        """Move an image into train for each annotated class train would otherwise lack."""
+        counts = self._class_split_counts()
+        missing = [c for c in range(len(self.cat_names)) if not counts[TRAIN][c] and (counts[1][c] or counts[2][c])]
+        if not missing:
+            return
+        images = self.images
+        sizes = Counter(im.split for i, im in enumerate(images) if im.kept == i)
+        for c in missing:
+            moved = False
+            for f in self.files:
+                for gi, ci in zip(f.images, f.cats):
+                    if ci != c:
+                        continue
+                    t = images[gi].kept
+                    im = images[t]
+                    if im.split == TRAIN:  # an earlier move already brought this class in
+                        moved = True
+                        break
+                    if self.opt.group_by_source:
+                        unit = [j for j, x in enumerate(images) if x.kept == j and x.split == im.split
+                                and x.src == im.src]
+                    else:
+                        unit = [t]
+                    if sizes[im.split] - len(unit) < 1:
+                        continue
+                    sizes[im.split] -= len(unit)
+                    sizes[TRAIN] += len(unit)
+                    for j in unit:
+                        images[j].split = TRAIN
+                    self.findings.append(
+                        Finding("split_adjusted", f"moved to train so that class {self.cat_names[c]!r} is trained on",
+                                f.label, im.rec["id"], "moved")
+                    )
+                    moved = True
+                    break
+                if moved:
+                    break
+            if not moved:
+                self.findings.append(
+                    Finding("class_missing_in_train",
+                            f"class {self.cat_names[c]!r} has annotations but none can be put in train")
+                )
+
+    def name_images(self) -> list[list[int]]:
+        """Give each unique image its output id and a file name no other image in its split has."""
+        per_split: list[list[int]] = [[], [], []]
+        used: list[set[str]] = [{"_annotations.coco.json"} for _ in SPLITS]
+        first_rename = None
+        for i, im in enumerate(self.images):
+            if im.kept != i:
+                continue
+            members = per_split[im.split]
+            members.append(i)
+            im.out_id = len(members)
+            original = im.rec["file_name"]
+            if "/" in original or "\\" in original or original.startswith("."):
+                name = safe_relpath(original) or PurePosixPath(original.replace("\\", "/")).name or f"image_{i}"
+            else:
+                name = original  # the common flat name needs no path parsing
+            taken = used[im.split]
+            if name.casefold() in taken:
+                stem, ext = os.path.splitext(name)
+                n = 1
+                while f"{stem}_{n}{ext}".casefold() in taken:
+                    n += 1
+                candidate = f"{stem}_{n}{ext}"
+                self.renamed += 1
+                first_rename = first_rename or (original, candidate)
+                name = candidate
+            taken.add(name.casefold())
+            im.out_name = name
+        if self.renamed:
+            old, new = first_rename
+            self.findings.append(
+                Finding("file_renamed", f"{self.renamed} file name(s) changed to avoid collisions, e.g. "
+                        f"{old} -> {new}", action="renamed")
+            )
+        return per_split
+
+    # ---- pass 2 --------------------------------------------------------------------------------------------
+
+    def write(self, root: Path, per_split: list[list[int]]) -> dict[str, Any]:
+        categories = []
+        for n, rec in enumerate(self.cat_records):
+            categories.append({**rec, "id": n + 1})
+        handles = []
+        for sp, name in enumerate(SPLITS):
+            (root / name).mkdir(parents=True)
+            fh = open(root / name / "_annotations.coco.json", "w", encoding="utf-8", newline="\n")
+            handles.append(fh)
+            fh.write('{"info":' + dumps(OUTPUT_INFO) + ',"licenses":[],"categories":' + dumps(categories))
+            fh.write(',"images":[')
+            batch = []
+            for pos, i in enumerate(per_split[sp]):
+                im = self.images[i]
+                rec = dict(im.rec)
+                rec["id"] = im.out_id
+                rec["file_name"] = im.out_name
+                batch.append(rec)
+                if len(batch) == _FLUSH_EVERY or pos == len(per_split[sp]) - 1:
+                    fh.write(("," if pos >= len(batch) else "") + dumps(batch)[1:-1])
+                    batch = []
+            fh.write('],"annotations":[')
+        try:
+            class_counts = self._write_annotations(handles)
+        finally:
+            for fh in handles:
+                fh.write("]}")
+                fh.close()
+        if self.opt.copy_images:
+            self._place_images(root, per_split)
+        return self._counts(per_split, class_counts)
+
+    def _write_annotations(self, handles: list) -> list[list[int]]:
+        images = self.images
+        ncat = len(self.cat_names)
+        # Per source image: where its annotations go (the stored copy's split and output id).
+        tgt_split = array("q", (images[im.kept].split for im in images))
+        tgt_id = array("q", (images[im.kept].out_id for im in images))
+        self.has_ann = has_ann = bytearray(len(images))
+        dup_targets = {im.kept for i, im in enumerate(images) if im.kept != i}
+        seen_on_target: dict[tuple, int] = {}
+        next_id = [1, 1, 1]
+        buffers: list[list[str]] = [[], [], []]
+        written = [False, False, False]
+        class_counts = [[0] * ncat for _ in SPLITS]
+        match = _PREFIX.match
+
+        def flush(sp: int) -> None:
+            handles[sp].write(("," if written[sp] else "") + ",".join(buffers[sp]))
+            written[sp] = True
+            buffers[sp].clear()
+
+        for n, f in enumerate(self.files):
+            text, digest, _ = f.read_text()
+            if digest != f.sha256:
+                raise DatasetError(f"{f.label}: changed while the merge was reading it; run the merge again")
+            count = text.count
+            overrides = f.overrides
+            careful = bool(overrides) or bool(dup_targets)
+            m = None
+            for k, (gi, ci, s, e) in enumerate(zip(f.images, f.cats, f.starts, f.ends)):
+                sp = tgt_split[gi]
+                if careful and (k in overrides or images[gi].kept in dup_targets):
+                    on_dup = images[gi].kept in dup_targets
+                    piece = self._rewrite(f, k, text[s:e], gi, ci, next_id[sp], tgt_id[gi], seen_on_target, on_dup)
+                    if piece is None:
+                        continue
+                else:
+                    m = match(text, s, e)
+                    if (
+                        m is not None
+                        and count('"id"', s, e) == 1
+                        and count('"image_id"', s, e) == 1
+                        and count('"category_id"', s, e) == 1
+                    ):
+                        piece = f'{{"id":{next_id[sp]},"image_id":{tgt_id[gi]},"category_id":{ci + 1}{text[m.end():e]}'
+                    else:
+                        ann = json.loads(text[s:e])
+                        ann["id"], ann["image_id"], ann["category_id"] = next_id[sp], tgt_id[gi], ci + 1
+                        piece = dumps(ann)
+                next_id[sp] += 1
+                has_ann[images[gi].kept] = 1
+                class_counts[sp][ci] += 1
+                buf = buffers[sp]
+                buf.append(piece)
+                if len(buf) >= _FLUSH_EVERY:
+                    flush(sp)
+            # Drop every reference to this text (a match object holds one) before the next file is read:
+            # two texts alive at once would raise peak memory by a whole file.
+            m = None
+            del text, count
+            self.progress("write", n + 1, len(self.files))
+        for sp in range(3):
+            if buffers[sp]:
+                flush(sp)
+        return class_counts
+
+    def _rewrite(
+        self, f: _File, k: int, span: str, gi: int, ci: int, new_id: int, image_id: int, seen: dict[tuple, int],
+        on_duplicate: bool,
+    ) -> str | None:
+        """Re-serialise a clipped annotation or one on a duplicated image; None when the duplicate rule drops it."""
+        ann = f.overrides.get(k) or json.loads(span)
+        kept = self.images[gi].kept
+        if on_duplicate:
+            key = (kept, ci, tuple(round(v, 2) for v in ann["bbox"]))
+            origin = seen.setdefault(key, gi)
+            if origin != gi:
+                self.dropped["duplicate_annotation"] += 1
+                self.src_dropped[self.images[gi].src]["duplicate_annotation"] += 1
+                self.findings.append(
+                    Finding("duplicate_annotation", "same class and box already on the stored copy", f.label,
+                            ann.get("id"), "dropped")
+                )
+                return None
+        ann = dict(ann)
+        ann["id"], ann["image_id"], ann["category_id"] = new_id, image_id, ci + 1
+        return dumps(ann)
+
+    def _place_images(self, root: Path, per_split: list[list[int]]) -> None:
+        total = sum(len(m) for m in per_split)
+        done = 0
+        for sp, members in enumerate(per_split):
+            folder = root / SPLITS[sp]
+            for i in members:
+                im = self.images[i]
+                dest = folder / im.out_name
+                if "/" in im.out_name:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self.files[im.sub].dataset.tree.copy_to(im.rel, dest, link=self.opt.link_images)
+                except OSError as exc:
+                    raise OutputError(f"{dest}: cannot write image ({exc.strerror or exc})") from None
+                done += 1
+                if done % 500 == 0 or done == total:
+                    self.progress("images", done, total)
+
+    def _counts(self, per_split: list[list[int]], class_counts: list[list[int]]) -> dict[str, Any]:
+        splits = {}
+        for sp, name in enumerate(SPLITS):
+            members = per_split[sp]
+            background = sum(1 for i in members if not self.has_ann[i])
+            if background:
+                self.findings.append(
+                    Finding("image_unannotated", f"{background} image(s) without annotations kept as background",
+                            f"{name}/_annotations.coco.json", None, "kept")
+                )
+            splits[name] = {
+                "images": len(members),
+                "annotations": sum(class_counts[sp]),
+                "background": background,
+                "classes": {self.cat_names[c]: class_counts[sp][c] for c in range(len(self.cat_names))},
+            }
+        totals = {c: sum(class_counts[sp][c] for sp in range(3)) for c in range(len(self.cat_names))}
+        for c, n in totals.items():
+            if not n:
+                self.findings.append(
+                    Finding("category_unused", f"class {self.cat_names[c]!r} has no annotations", "", c + 1, "kept")
+                )
+        return {
+            "images": sum(s["images"] for s in splits.values()),
+            "annotations": sum(s["annotations"] for s in splits.values()),
+            "classes": {self.cat_names[c]: n for c, n in totals.items()},
+            "splits": splits,
+        }
+
+    def manifest(self, counts: dict[str, Any]) -> dict[str, Any]:
+        sources = []
+        for src, ref in enumerate(self.sources):
+            files = [f for f in self.files if f.src == src]
+            kept_images = [i for i, im in enumerate(self.images) if im.src == src]
+            sources.append({
+                "name": ref.name,
+                "path": str(ref.path),
+                "origin": ref.origin,
+                "layout": files[0].dataset.layout if files else None,
+                "images": sum(f.n_images for f in files),
+                "annotations": sum(f.n_annotations for f in files),
+                "images_kept": len(kept_images),
+                "annotations_kept": sum(len(f.images) for f in files) - self.src_dropped[src]["duplicate_annotation"],
+                "dropped": dict(sorted(self.src_dropped[src].items())),
+                "annotation_files": [
+                    {"path": f.subset.json_rel, "subset": f.subset.name, "split": f.subset.split,
+                     "sha256": f.sha256, "bytes": f.nbytes, "images": f.n_images, "annotations": f.n_annotations}
+                    for f in files
+                ],
+                "class_map": self.class_maps[src],
+            })
+        o = self.opt
+        return {
+            "manifest_version": MANIFEST_VERSION,
+            "sources": sources,
+            "categories": [{"id": n + 1, "name": name} for n, name in enumerate(self.cat_names)],
+            "class_map": o.class_map.to_dict(),
+            "split": {"mode": o.split_mode, "ratios": list(o.ratios), "seed": o.seed,
+                      "group_by_source": o.group_by_source},
+            "box_fix": o.box_fix,
+            "images_included": o.copy_images,
+            "duplicates": {"rule": DUPLICATE_RULE, "images": self.duplicate_images,
+                           "annotations_dropped": self.dropped["duplicate_annotation"]},
+            "renamed_files": self.renamed,
+            "dropped": dict(sorted(self._all_dropped().items())),
+            "counts": counts,
+            "findings": findings_section(self.findings),
+        }
+
+    def _all_dropped(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for c in self.src_dropped:
+            total.update(c)
+        return total
+
+
+def _check_paths(sources: Sequence[SourceRef], output_dir: Path) -> None:
+    out = Path(output_dir).resolve()
+    for s in sources:
+        src = Path(s.path).resolve()
+        if src == out or out in src.parents or src in out.parents:
+            raise OutputError(
+                f"{output_dir}: overlaps source {s.path}; sources are never modified",
+                hint="choose an output folder outside every source",
+            )
+
+
+def merge_datasets(
+    sources: Sequence[SourceRef], output_dir: Path, options: MergeOptions, progress: Progress | None = None
+) -> MergeResult:
+    """Merge ``sources`` into ``output_dir`` in rfdetr's layout, with ``dataset_manifest.json`` beside it.
+
+    The output is built in a temporary sibling folder and renamed into place only when complete; on any
+    failure (or interruption) the temporary folder is removed and an earlier output is left as it was.
+
+    Args:
+        sources: datasets to merge, in priority order (the first copy of a duplicated image wins).
+        output_dir: the dataset folder to create or replace.
+        options: class map, split, box fixing, image handling.
+        progress: called as ``progress(stage, done, total)`` with stages read, dedupe, write, images.
+
+    Raises:
+        DatasetError: a source is missing or malformed, or a split would be empty.
+        OutputError: the output overlaps a source or cannot be written.
+    """
+    if not sources:
+        raise DatasetError("no sources to merge")
+    output_dir = Path(output_dir)
+    _check_paths(sources, output_dir)
+    m = _Merger(sources, options, progress)
+    m.read_all()
+    m.dedupe()
+    m.assign_splits()
+    per_split = m.name_images()
+    with staging_dir(output_dir) as tmp:
+        counts = m.write(tmp, per_split)
+        write_manifest(tmp / MANIFEST_NAME, m.manifest(counts))
+    return MergeResult(
+        output_dir=output_dir,
+        manifest_path=output_dir / MANIFEST_NAME,
+        counts=counts,
+        findings=m.findings,
+        dropped=dict(sorted(m._all_dropped().items())),
+    )
