@@ -67,6 +67,7 @@ def moto_endpoint() -> Iterator[str]:
 def s3_bucket(moto_endpoint: str, request: pytest.FixtureRequest) -> tuple[object, str]:
     """A fresh bucket on the moto server and a boto3 client to fill it."""
     import re
+    import uuid
 
     import boto3
 
@@ -74,7 +75,7 @@ def s3_bucket(moto_endpoint: str, request: pytest.FixtureRequest) -> tuple[objec
         "s3", endpoint_url=moto_endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
         region_name="us-east-1",
     )
-    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") + "-b"
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:8]
     client.create_bucket(Bucket=name)
     return client, name
 
