@@ -25,7 +25,7 @@ from rfdetr_trainer.coco.io import decode_text, dumps, sha256_bytes, staging_dir
 from rfdetr_trainer.coco.layout import Dataset, Subset, open_dataset, safe_relpath
 from rfdetr_trainer.coco.manifest import MANIFEST_NAME, MANIFEST_VERSION, findings_section, write_manifest
 from rfdetr_trainer.coco.reader import walk_coco
-from rfdetr_trainer.coco.schema import SPLITS, Finding
+from rfdetr_trainer.coco.schema import ERROR, SPLITS, WARNING, Finding
 from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.coco.split import TRAIN, plan_splits
 from rfdetr_trainer.coco.validate import check_box, check_category_record, check_image_record
@@ -61,6 +61,7 @@ class MergeOptions:
         copy_images: place image files in the output; False is annotations-only (no image is read,
             so missing files and duplicates are not detected).
         link_images: hard-link images where the filesystem allows, instead of copying bytes.
+        strict: fail (leaving no output) when the sources had any error or warning finding.
     """
 
     class_map: ClassMap = field(default_factory=ClassMap)
@@ -71,6 +72,7 @@ class MergeOptions:
     box_fix: str = "clip"
     copy_images: bool = True
     link_images: bool = True
+    strict: bool = False
 
 
 @dataclass
@@ -680,6 +682,16 @@ class _Merger:
         return total
 
 
+def _raise_if_strict(findings: list[Finding]) -> None:
+    failing = [f for f in findings if f.severity in (ERROR, WARNING)]
+    if failing:
+        more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
+        raise DatasetError(
+            f"{failing[0].line()} [{failing[0].code}]{more}; --strict allows no findings",
+            hint="fix the sources, or merge without --strict and read dataset_manifest.json",
+        )
+
+
 def _check_paths(sources: Sequence[SourceRef], output_dir: Path) -> None:
     out = Path(output_dir).resolve()
     for s in sources:
@@ -720,6 +732,8 @@ def merge_datasets(
     per_split = m.name_images()
     with staging_dir(output_dir) as tmp:
         counts = m.write(tmp, per_split)
+        if options.strict:
+            _raise_if_strict(m.findings)
         write_manifest(tmp / MANIFEST_NAME, m.manifest(counts))
     return MergeResult(
         output_dir=output_dir,

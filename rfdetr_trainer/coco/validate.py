@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from rfdetr_trainer.coco.io import decode_text, parse_json
+from rfdetr_trainer.coco.layout import Subset, Tree, open_dataset
 from rfdetr_trainer.coco.schema import ERROR, INFO, SPLITS, WARNING, Finding
+from rfdetr_trainer.errors import DatasetError
 
 #: Boxes may poke this many pixels past the image edge before they count as outside: CVAT rounds to 0.01.
 EDGE_TOLERANCE = 0.01
@@ -100,6 +105,7 @@ class ValidationReport:
     layout: str
     findings: list[Finding] = field(default_factory=list)
     counts: dict[str, Any] = field(default_factory=dict)
+    strict: bool = False
 
     @property
     def errors(self) -> list[Finding]:
@@ -115,8 +121,8 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
-        """True when there are no errors (warnings allowed)."""
-        return not self.errors
+        """True when there are no errors (and, when ``strict``, no warnings)."""
+        return not self.errors and not (self.strict and self.warnings)
 
     def finding_counts(self) -> dict[str, int]:
         """Number of findings per code, sorted by code."""
@@ -128,6 +134,7 @@ class ValidationReport:
             "dataset": self.dataset,
             "layout": self.layout,
             "ok": self.ok,
+            "strict": self.strict,
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "counts": self.counts,
@@ -143,3 +150,201 @@ def empty_split_findings(split_counts: dict[str, dict], file_of: dict[str, str])
         for s in SPLITS
         if not split_counts.get(s, {}).get("images")
     ]
+
+
+_TAIL = 64
+
+
+def _tail(tree: Tree, rel: str) -> bytes:
+    path = tree.fs_path(rel)
+    if path is not None:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - _TAIL))
+            return fh.read()
+    return tree.read_bytes(rel)[-_TAIL:]
+
+
+def check_image_file(tree: Tree, rel: str, width: Any, height: Any, file: str, image_id: Any) -> Finding | None:
+    """Open an image's header (cheap) and check it is readable, complete and the size the JSON says.
+
+    Truncation is judged by the end marker (JPEG ``FFD9``, PNG ``IEND``), which a cut-off download lacks;
+    decoding every pixel would make the check before training take minutes on large datasets.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    where = tree.describe(rel)
+    try:
+        with tree.open(rel) as fh, Image.open(fh) as img:
+            real, fmt = img.size, img.format
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        return Finding("image_unreadable", f"{where} is not a readable image ({type(exc).__name__})", file, image_id)
+    try:
+        tail = _tail(tree, rel).rstrip(b"\x00\r\n ")
+    except OSError:
+        tail = b""
+    if (fmt == "JPEG" and not tail.endswith(b"\xff\xd9")) or (fmt == "PNG" and b"IEND" not in tail):
+        return Finding("image_truncated", f"{where} is truncated (no {fmt} end marker)", file, image_id)
+    if (width, height) != real:
+        return Finding(
+            "image_size_mismatch", f"{where} is {real[0]}x{real[1]}, the JSON says {width}x{height}", file, image_id
+        )
+    return None
+
+
+def _split_key(subset: Subset) -> str:
+    return subset.split or subset.name
+
+
+def validate_dataset(
+    path: Path, *, box_fix: str = "none", check_images: bool = True, progress: Callable[[str, int, int], None] | None = None
+) -> ValidationReport:
+    """Validate every annotation file of a dataset (any layout) and, optionally, its image files.
+
+    Args:
+        path: dataset folder, .zip or .json.
+        box_fix: what the findings say will happen to bad boxes (``clip``, ``drop``) when the dataset is
+            merged; ``none`` reports them as kept. The dataset itself is never changed.
+        check_images: open every image header (existence, readability, truncation, size).
+        progress: called as ``progress("validate", done, total)`` per image file checked.
+
+    Raises:
+        DatasetError: no dataset at ``path``, or an annotation file is not COCO JSON at all.
+    """
+    dataset = open_dataset(path)
+    report = ValidationReport(dataset=str(path), layout=dataset.layout)
+    findings = report.findings
+    splits: dict[str, dict[str, Any]] = {}
+    class_totals: Counter[str] = Counter()
+    all_names: dict[str, None] = {}
+    for subset in dataset.subsets:
+        # One file at a time: a whole dataset parsed at once would need several times its size in memory.
+        label = dataset.tree.describe(subset.json_rel)
+        data = parse_json(decode_text(dataset.tree.read_bytes(subset.json_rel), label), label)
+        if not isinstance(data, dict):
+            raise DatasetError(f"{label}: not a COCO object (top level is {type(data).__name__})")
+        for key in ("images", "categories"):
+            if not isinstance(data.get(key), list):
+                raise DatasetError(f"{label}: no '{key}' list; not a COCO annotation file")
+        if not isinstance(data.get("annotations", []), list):
+            raise DatasetError(f"{label}: 'annotations' is not a list")
+        total_images = len(data["images"])
+        done = 0
+        cats: dict[Any, str] = {}
+        for cat in data["categories"]:
+            bad = check_category_record(cat, label)
+            if bad is not None:
+                findings.append(bad)
+            elif cat["id"] in cats:
+                findings.append(Finding("duplicate_category_id", "duplicate category id", label, cat["id"]))
+            else:
+                cats[cat["id"]] = cat["name"].strip()
+                all_names.setdefault(cats[cat["id"]])
+        images: dict[Any, dict] = {}
+        for img in data["images"]:
+            bad = check_image_record(img, label)
+            if bad is not None:
+                findings.append(Finding(bad.code, bad.message, bad.file, bad.id))
+                continue
+            if img["id"] in images:
+                findings.append(Finding("duplicate_image_id", "duplicate image id", label, img["id"]))
+                continue
+            images[img["id"]] = img
+            if check_images:
+                rel = dataset.resolve_image(subset, img["file_name"])
+                if rel is None:
+                    findings.append(
+                        Finding("image_missing", f"image file {img['file_name']} not found", label, img["id"])
+                    )
+                else:
+                    bad = check_image_file(dataset.tree, rel, img["width"], img["height"], label, img["id"])
+                    if bad is not None:
+                        findings.append(bad)
+                done += 1
+                if progress is not None and (done % 200 == 0 or done == total_images):
+                    progress("validate", done, total_images)
+        annotated: set = set()
+        seen: set = set()
+        classes: Counter[str] = Counter()
+        n_ann = 0
+        for ann in data.get("annotations", []):
+            if not isinstance(ann, dict):
+                findings.append(Finding("bad_record", "annotation is not an object", label))
+                continue
+            aid = ann.get("id")
+            try:
+                if aid in seen:
+                    findings.append(Finding("duplicate_annotation_id", "duplicate annotation id", label, aid))
+                seen.add(aid)
+                img = images.get(ann.get("image_id"))
+                name = cats.get(ann.get("category_id"))
+            except TypeError:
+                findings.append(Finding("bad_record", "annotation ids are not numbers", label, None))
+                continue
+            if img is None:
+                findings.append(Finding("unknown_image", f"image_id {ann.get('image_id')!r} names no image", label, aid))
+                continue
+            if name is None:
+                findings.append(
+                    Finding("unknown_category", f"category_id {ann.get('category_id')!r} names no category", label, aid)
+                )
+                continue
+            _, bad = check_box(ann, img["width"], img["height"], box_fix, label)
+            if bad is not None:
+                findings.append(bad)
+            n_ann += 1
+            classes[name] += 1
+            annotated.add(ann.get("image_id"))
+        background = sum(1 for iid in images if iid not in annotated)
+        if background:
+            findings.append(
+                Finding("image_unannotated", f"{background} image(s) without annotations (background)", label,
+                        None, "kept")
+            )
+        key = _split_key(subset)
+        entry = splits.setdefault(key, {"images": 0, "annotations": 0, "background": 0, "classes": Counter()})
+        entry["images"] += len(images)
+        entry["annotations"] += n_ann
+        entry["background"] += background
+        entry["classes"].update(classes)
+        class_totals.update(classes)
+    for name in all_names:
+        if not class_totals[name]:
+            findings.append(Finding("category_unused", f"class {name!r} has no annotations", str(path), name))
+    if dataset.layout == "rfdetr":
+        files = {_split_key(s): dataset.tree.describe(s.json_rel) for s in dataset.subsets}
+        findings.extend(empty_split_findings(splits, files))
+        train = splits.get("train", {}).get("classes", Counter())
+        for name in all_names:
+            if class_totals[name] and not train[name]:
+                findings.append(
+                    Finding("class_missing_in_train", f"class {name!r} has annotations but none in train",
+                            files.get("train", str(path)), name)
+                )
+    for entry in splits.values():
+        entry["classes"] = {name: entry["classes"][name] for name in all_names}
+    report.counts = {
+        "images": sum(e["images"] for e in splits.values()),
+        "annotations": sum(e["annotations"] for e in splits.values()),
+        "classes": {name: class_totals[name] for name in all_names},
+        "splits": splits,
+    }
+    return report
+
+
+def raise_for_report(report: ValidationReport, strict: bool = False) -> None:
+    """Raise DatasetError naming the first error (or, with ``strict``, the first warning) and how many more.
+
+    Raises:
+        DatasetError: the report has errors, or warnings and ``strict`` is set.
+    """
+    failing = report.errors + (report.warnings if strict else [])
+    if not failing:
+        return
+    first = failing[0]
+    more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
+    kind = "error" if first.severity == ERROR else "warning, fatal with --strict"
+    raise DatasetError(
+        f"{first.line()} [{first.code}, {kind}]{more}",
+        hint=f"run `rfdetr-trainer inspect {report.dataset}` for the full list",
+    )

@@ -1,0 +1,66 @@
+"""Merge stage: local COCO datasets (any layout) -> one dataset in rfdetr's layout with a manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rfdetr_trainer.coco.classmap import ClassMap, load_class_map
+from rfdetr_trainer.coco.merge import MergeOptions, MergeResult, Progress, merge_datasets
+from rfdetr_trainer.coco.source import SourceRef
+from rfdetr_trainer.schemas.data import DataConfig
+
+__all__ = ["MergeResult", "merge", "merge_options"]
+
+
+def merge_options(
+    data: DataConfig, *, copy_images: bool = True, class_map: ClassMap | None = None, link_images: bool = True
+) -> MergeOptions:
+    """MergeOptions from the data settings; ``class_map`` (from flags) overrides entries of the class map file."""
+    combined = load_class_map(data.class_map) if data.class_map else ClassMap()
+    if class_map is not None:
+        combined = combined.combine(class_map)
+    split = data.split
+    return MergeOptions(
+        class_map=combined,
+        split_mode=split.mode,
+        ratios=tuple(split.ratios),
+        seed=split.seed,
+        group_by_source=split.group_by_source,
+        box_fix=data.box_fix,
+        copy_images=copy_images,
+        link_images=link_images,
+        strict=data.strict,
+    )
+
+
+def merge(
+    sources: Sequence[SourceRef],
+    output_dir: Path,
+    data: DataConfig,
+    *,
+    copy_images: bool = True,
+    progress: Progress | None = None,
+    class_map: ClassMap | None = None,
+    link_images: bool = True,
+) -> MergeResult:
+    """Merge ``sources`` into ``output_dir`` (``train|valid|test/_annotations.coco.json`` + images) and write
+    ``output_dir/dataset_manifest.json``.
+
+    Args:
+        sources: datasets on local disk, in priority order (first copy of a duplicated image wins).
+        output_dir: folder to create, or a previous merge output to replace atomically.
+        data: split, class map file, box fix and strictness settings.
+        copy_images: place images in the output (hard links where possible); False writes annotations only.
+        progress: called as ``progress(stage, done, total)``.
+        class_map: renames/drops from command-line flags, applied over the class map file.
+        link_images: allow hard links (False always copies bytes).
+
+    Raises:
+        DatasetError: a source is missing or malformed, a split would be empty, or ``data.strict`` is set
+            and the sources have findings.
+        ConfigError: the class map file is unreadable or malformed.
+        OutputError: the output folder overlaps a source or cannot be written.
+    """
+    options = merge_options(data, copy_images=copy_images, class_map=class_map, link_images=link_images)
+    return merge_datasets(sources, Path(output_dir), options, progress)
