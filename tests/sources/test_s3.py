@@ -257,3 +257,23 @@ def test_no_heavy_imports_at_module_level():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_rich_progress_rows(s3_bucket, moto_endpoint, tmp_path):
+    import io as _io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from rfdetr_trainer.integrations.progress import stderr_progress
+
+    client, bucket = s3_bucket
+    _fill(client, bucket)
+    with Progress(console=Console(file=_io.StringIO()), disable=True) as bar:
+        fetch_s3(minio_config(moto_endpoint, bucket, prefixes=["data/"]), tmp_path, progress=bar)
+        files, nbytes = bar.tasks
+    assert (files.completed, files.total) == (8, 8)
+    assert nbytes.completed == nbytes.total > 3000
+    with stderr_progress(disable=True) as bar:  # the CLI's bar builds and accepts the same calls
+        fetch_s3(minio_config(moto_endpoint, bucket, prefixes=["data/"], refresh=True), tmp_path / "2", progress=bar)
+        assert bar.tasks[0].completed == 8
