@@ -36,7 +36,7 @@ DataOutputDir = Annotated[Optional[Path], typer.Option(
     "--data-dir", help="where the prepared train/valid/test dataset is written.", rich_help_panel=DATA,
     show_default=False)]
 SourceType = Annotated[Optional[str], typer.Option(
-    "--source", help="data source: auto, local, cvat, minio.", rich_help_panel=DATA, show_default=False)]
+    "--source-type", help="data source: auto, local, cvat, minio.", rich_help_panel=DATA, show_default=False)]
 CvatTaskIds = Annotated[Optional[list[int]], typer.Option(
     "--cvat-task-ids", help="CVAT task ids: --cvat-task-ids 1 2 3.", rich_help_panel=DATA, show_default=False)]
 CvatProjectIds = Annotated[Optional[list[int]], typer.Option(
@@ -175,7 +175,7 @@ DynamicBatch = Annotated[Optional[bool], typer.Option(
 KEYS: dict[str, tuple[str, str]] = {
     "dataset_dir": ("data.local.dataset_dirs", "--dataset-dir"),
     "data_dir": ("data.output_dir", "--data-dir"),
-    "source": ("data.source_type", "--source"),
+    "source_type": ("data.source_type", "--source-type"),
     "cvat_task_ids": ("data.cvat.task_ids", "--cvat-task-ids"),
     "cvat_project_ids": ("data.cvat.project_ids", "--cvat-project-ids"),
     "cvat_subsets": ("data.cvat.subsets", "--cvat-subsets"),

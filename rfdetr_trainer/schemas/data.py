@@ -84,6 +84,7 @@ class DataConfig(Section):
     box_fix: Literal["clip", "drop", "none"] = Field("clip", description="boxes outside the image: clip or drop")
     strict: bool = Field(False, description="treat dataset warnings as errors")
     output_dir: Path = Field(Path("data/prepared"), description="where the prepared dataset is written")
+    cache_dir: Path = Field(Path("data/cache"), description="downloaded CVAT/S3 exports, reused when unchanged")
 
     @field_validator("class_map", mode="before")
     @classmethod

@@ -1,0 +1,112 @@
+"""``run`` = fetch -> train -> predict -> export, with a manifest naming every artifact.
+
+The manifest is rewritten after each stage, so rerunning the same command with the same ``--run-name``
+reuses finished stages and resumes an interrupted training from its ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rfdetr_trainer import __version__
+from rfdetr_trainer.logs import get_logger
+from rfdetr_trainer.pipeline.context import RunPaths, load_manifest, run_paths, save_manifest
+from rfdetr_trainer.settings import Settings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class RunResult:
+    """Every artifact of a run."""
+
+    paths: RunPaths
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def artifacts(self) -> dict[str, str]:
+        return dict(self.manifest.get("artifacts", {}))
+
+
+def sample_image(dataset_dir: Path) -> tuple[str, Path | None]:
+    """The split predict runs on (test, else valid) and a real image from it for export parity."""
+    import json
+
+    for split in ("test", "valid"):
+        ann = Path(dataset_dir) / split / "_annotations.coco.json"
+        if ann.is_file():
+            images = json.loads(ann.read_text(encoding="utf-8")).get("images", [])
+            first = next((ann.parent / i["file_name"] for i in images if (ann.parent / i["file_name"]).is_file()),
+                         None)
+            return split, first
+    return "valid", None
+
+
+def run(settings: Settings, *, progress: Any = None, extra_callbacks: list[Any] | None = None) -> RunResult:
+    """Run every stage on ``settings``; each stage's outputs are recorded in ``run_manifest.json``."""
+    from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
+    from rfdetr_trainer.integrations.rfdetr.inference import load_model
+    from rfdetr_trainer.services import export as export_stage
+    from rfdetr_trainer.services import fetch as fetch_stage
+    from rfdetr_trainer.services import predict as predict_stage
+    from rfdetr_trainer.services import train as train_stage
+
+    paths = run_paths(settings.experiment.output_dir, settings.experiment.run_name)
+    previous = load_manifest(paths.manifest)
+    manifest: dict[str, Any] = {
+        "rfdetr_trainer": __version__,
+        "run_dir": str(paths.root),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": settings.masked_dump(),
+        "stages": {},
+        "artifacts": {},
+    }
+
+    def record(stage: str, result: dict[str, Any], **artifacts: Any) -> None:
+        manifest["stages"][stage] = {"status": "done", **result}
+        manifest["artifacts"].update({k: str(v) for k, v in artifacts.items() if v is not None})
+        save_manifest(paths.manifest, manifest)
+
+    log.info("run folder: %s", paths.root)
+    fetched = fetch_stage.fetch(settings.data, progress=progress)
+    record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
+    notes = {"dataset_dir": str(fetched.dataset_dir), "dataset_manifest": str(fetched.manifest_path or ""),
+             "sources": [s.origin for s in fetched.sources]}
+
+    done = previous.get("stages", {}).get("train", {})
+    best = done.get("best_checkpoint") if done.get("status") == "done" else None
+    if best and Path(best).is_file():
+        log.info("training already finished in %s; reusing %s", paths.root, best)
+        manifest["stages"]["train"] = done
+        manifest["artifacts"].update({k: v for k, v in previous.get("artifacts", {}).items()
+                                      if k in {"best_checkpoint", "checkpoints", "tensorboard", "metrics"}})
+        best_checkpoint = Path(best)
+    else:
+        training = settings.training
+        if training.resume is None and (paths.checkpoints / "last.ckpt").is_file():
+            log.info("resuming the interrupted training from %s", paths.checkpoints / "last.ckpt")
+            training = training.model_copy(update={"resume": paths.checkpoints / "last.ckpt"})
+        trained = train_stage.train(
+            settings.model, training, fetched.dataset_dir, paths,
+            tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict,
+            extra_callbacks=extra_callbacks, notes=notes,
+        )
+        best_checkpoint = trained.best_checkpoint
+        record("train", trained.to_dict(), best_checkpoint=trained.best_checkpoint,
+               checkpoints=trained.checkpoints_dir, tensorboard=trained.tensorboard_dir, metrics=trained.metrics_path)
+
+    model = load_model(check_checkpoint(best_checkpoint))
+    split, image = sample_image(fetched.dataset_dir)
+    predicted = predict_stage.predict(model, fetched.dataset_dir, paths.predictions, settings.validation,
+                                      split=split)
+    record("predict", {"split": split, **predicted.to_dict()}, predictions=predicted.output_dir,
+           prediction_grid=predicted.grid_path, coco_results=predicted.results_path)
+
+    exported = export_stage.export(model, settings.export, paths.exports, sample_image=image)
+    record("export", exported.to_dict(), **{f"export_{k}": v for k, v in exported.files.items()})
+    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    save_manifest(paths.manifest, manifest)
+    return RunResult(paths, manifest)

@@ -1,0 +1,87 @@
+"""The fetch stage: bring every configured source to local disk and lay it out as train/valid/test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rfdetr_trainer.coco.source import SourceRef
+from rfdetr_trainer.errors import ConfigError, DatasetError
+from rfdetr_trainer.logs import get_logger
+from rfdetr_trainer.schemas import DataConfig
+
+log = get_logger(__name__)
+
+
+@dataclass
+class FetchResult:
+    """The dataset training reads, and where it came from."""
+
+    dataset_dir: Path
+    sources: list[SourceRef]
+    manifest_path: Path | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    in_place: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset_dir": str(self.dataset_dir),
+            "manifest": str(self.manifest_path) if self.manifest_path else None,
+            "in_place": self.in_place,
+            "sources": [{"name": s.name, "path": str(s.path), "origin": s.origin} for s in self.sources],
+            "counts": self.counts,
+        }
+
+
+def collect_sources(data: DataConfig, *, progress: Any = None) -> list[SourceRef]:
+    """Download remote sources (or name local ones) as :class:`SourceRef` s."""
+    kind = data.resolved_source()
+    if kind == "cvat":
+        from rfdetr_trainer.integrations.cvat import fetch_cvat
+
+        return fetch_cvat(data.cvat, Path(data.cache_dir) / "cvat", progress=progress)
+    if kind == "minio":
+        from rfdetr_trainer.integrations.s3 import fetch_s3
+
+        return fetch_s3(data.minio, Path(data.cache_dir) / "s3", progress=progress)
+    if not data.local.dataset_dirs:
+        raise ConfigError(
+            "no data source configured",
+            hint="pass --dataset-dir DIR, --cvat-task-ids ID…, or --minio-bucket B --minio-prefix P",
+        )
+    refs = []
+    for i, folder in enumerate(data.local.dataset_dirs):
+        folder = Path(folder)
+        if not folder.exists():
+            raise DatasetError(f"{folder}: dataset folder does not exist", hint="check --dataset-dir")
+        name = folder.name if folder.name not in {r.name for r in refs} else f"{folder.name}-{i}"
+        refs.append(SourceRef(folder, name, {"type": "local", "path": str(folder.resolve())}))
+    return refs
+
+
+def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
+    """Fetch every configured source and return an rfdetr-layout dataset folder.
+
+    A single local folder already in rfdetr layout, kept as split, with no class map, is validated and used in
+    place (nothing is copied). Anything else is merged by the dataset engine into ``data.output_dir``.
+
+    Raises:
+        ConfigError: no source is configured, or a source's settings are incomplete.
+        DatasetError: a folder is missing, malformed, or fails validation.
+        SourceError, AuthError: a remote source failed.
+    """
+    from rfdetr_trainer.coco.layout import detect_layout
+    from rfdetr_trainer.services.inspect import inspect_dataset, raise_for_report
+    from rfdetr_trainer.services.merge import merge
+
+    refs = collect_sources(data, progress=progress)
+    single = refs[0].path if len(refs) == 1 else None
+    if (single is not None and single.is_dir() and data.split.mode == "keep" and data.class_map is None
+            and detect_layout(single) == "rfdetr"):
+        report = inspect_dataset(single, box_fix="none", strict=data.strict)
+        raise_for_report(report, data.strict)
+        log.info("using %s in place (already train/valid/test)", single)
+        return FetchResult(single, refs, None, dict(getattr(report, "counts", {}) or {}), in_place=True)
+    result = merge(refs, Path(data.output_dir), data, progress=progress)
+    return FetchResult(result.output_dir, refs, result.manifest_path, dict(result.counts))

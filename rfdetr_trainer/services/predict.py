@@ -1,0 +1,198 @@
+"""The predict stage: annotated images, one grid, COCO results, and mAP where ground truth exists."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rfdetr_trainer.coco.io import write_text_atomic
+from rfdetr_trainer.errors import DatasetError, OutputError, PredictionError
+from rfdetr_trainer.logs import get_logger, progress
+from rfdetr_trainer.schemas import ValidationConfig
+
+log = get_logger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+ANNOTATIONS = "_annotations.coco.json"
+
+
+@dataclass
+class PredictResult:
+    """What predict wrote."""
+
+    output_dir: Path
+    images_dir: Path
+    grid_path: Path | None
+    results_path: Path
+    num_images: int
+    num_detections: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output_dir": str(self.output_dir), "images_dir": str(self.images_dir),
+                "grid": str(self.grid_path) if self.grid_path else None, "coco_results": str(self.results_path),
+                "num_images": self.num_images, "num_detections": self.num_detections, "metrics": self.metrics}
+
+
+@dataclass
+class _Inputs:
+    images: list[Path]
+    image_ids: list[int]
+    ground_truth: Path | None
+    categories: list[dict[str, Any]]
+
+
+def resolve_inputs(source: Path, split: str | None = None) -> _Inputs:
+    """Images to run on: a split folder with ground truth, a dataset root plus ``split``, a folder, or a file."""
+    source = Path(source)
+    if split:
+        source = source / split
+    if not source.exists():
+        raise DatasetError(f"{source}: does not exist", hint="pass a split folder, an image folder or an image")
+    ann = source / ANNOTATIONS if source.is_dir() else None
+    if ann is not None and ann.is_file():
+        try:
+            coco = json.loads(ann.read_text(encoding="utf-8"))
+            images = [(int(i["id"]), source / i["file_name"]) for i in coco["images"]]
+            categories = list(coco.get("categories", []))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DatasetError(f"{ann}: malformed COCO annotations ({exc})") from None
+        missing = [str(p) for _, p in images if not p.is_file()]
+        if missing:
+            raise DatasetError(f"{missing[0]}: listed in {ann} but missing on disk ({len(missing)} missing)")
+        return _Inputs([p for _, p in images], [i for i, _ in images], ann, categories)
+    if source.is_file():
+        files = [source]
+    else:
+        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DatasetError(f"{source}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return _Inputs(files, list(range(1, len(files) + 1)), None, [])
+
+
+def predict(
+    model: Any,
+    source: Path,
+    output_dir: Path,
+    validation: ValidationConfig,
+    *,
+    split: str | None = None,
+    grid_size: int = 16,
+    save_images: bool = True,
+) -> PredictResult:
+    """Run ``model`` over ``source`` and write predictions under ``output_dir``.
+
+    Args:
+        model: a loaded rfdetr model (``integrations.rfdetr.inference.load_model`` or a training result).
+        source: split folder (with ``_annotations.coco.json``), dataset root (with ``split``), folder or image.
+        output_dir: replaced atomically with ``images/``, ``grid.jpg``, ``coco_results.json``,
+            ``predictions.coco.json`` and ``metrics.json`` (when ground truth exists).
+        validation: confidence and NMS IoU thresholds.
+        split: split name inside a dataset root.
+        grid_size: images in the grid.
+        save_images: write one annotated image per input.
+    """
+    from rfdetr_trainer.integrations.rfdetr.inference import annotate, grid, predict_images
+
+    inputs = resolve_inputs(source, split)
+    class_names = list(getattr(model, "class_names", None) or [])
+    category_of = _category_mapping(class_names, inputs.categories)
+    output_dir = Path(output_dir)
+    try:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    except OSError as exc:
+        raise OutputError(f"{output_dir.parent}: cannot write predictions ({exc.strerror})") from None
+    try:
+        images_dir = staging / "images"
+        images_dir.mkdir()
+        results, coco_images, frames = [], [], []
+        with progress() as bar:
+            task = bar.add_task("predict", total=len(inputs.images))
+            for image_id, pred in zip(inputs.image_ids, predict_images(
+                    model, inputs.images, threshold=validation.confidence_threshold,
+                    iou_threshold=validation.iou_threshold)):
+                coco_images.append({"id": image_id, "file_name": pred.path.name, "width": pred.width,
+                                    "height": pred.height})
+                for box, score, label in zip(pred.boxes_xyxy, pred.scores, pred.labels):
+                    x0, y0, x1, y1 = box
+                    results.append({"image_id": image_id, "category_id": category_of(label),
+                                    "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                                    "score": round(score, 5)})
+                if save_images or len(frames) < grid_size:
+                    frame = annotate(pred, class_names)
+                    if save_images:
+                        _save_frame(frame, images_dir / f"{len(coco_images):05d}_{pred.path.stem}.jpg")
+                    if len(frames) < grid_size:
+                        frames.append(frame)
+                bar.advance(task)
+        grid_path = staging / "grid.jpg"
+        grid(frames).save(grid_path, quality=90)
+        write_text_atomic(staging / "coco_results.json", json.dumps(results))
+        categories = inputs.categories or [{"id": i + 1, "name": n} for i, n in enumerate(class_names)]
+        annotations = [{"id": i + 1, **r, "area": round(r["bbox"][2] * r["bbox"][3], 2), "iscrowd": 0}
+                       for i, r in enumerate(results)]
+        write_text_atomic(staging / "predictions.coco.json", json.dumps(
+            {"images": coco_images, "annotations": annotations, "categories": categories}))
+        metrics = evaluate(inputs.ground_truth, results) if inputs.ground_truth else {}
+        if metrics:
+            write_text_atomic(staging / "metrics.json", json.dumps(metrics, indent=2))
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        staging.replace(output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return PredictResult(output_dir, output_dir / "images", output_dir / "grid.jpg",
+                         output_dir / "coco_results.json", len(inputs.images), len(results), metrics)
+
+
+def _save_frame(frame: Any, path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(frame).save(path, quality=90)
+
+
+def _category_mapping(class_names: list[str], categories: list[dict[str, Any]]):
+    """Model label -> category id of the ground truth (matched by name), or label + 1 without ground truth."""
+    by_name = {c.get("name"): c.get("id") for c in categories}
+    ids = [by_name.get(name) for name in class_names]
+    if categories and class_names and any(i is None for i in ids):
+        unknown = [n for n, i in zip(class_names, ids) if i is None]
+        log.warning("classes %s are not in the ground truth; their detections count as false positives", unknown)
+
+    def category_of(label: int) -> int:
+        if 0 <= label < len(ids) and ids[label] is not None:
+            return int(ids[label])
+        return label + 1 if not categories else -1
+
+    return category_of
+
+
+def evaluate(ground_truth: Path, results: list[dict[str, Any]]) -> dict[str, float]:
+    """COCO mAP50 and mAP50:95 of ``results`` against ``ground_truth`` (pycocotools)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    # pycocotools prints its tables on stdout, which is reserved for results.
+    with contextlib.redirect_stdout(sys.stderr):
+        gt = COCO(str(ground_truth))
+        known = set(gt.getCatIds())
+        kept = [r for r in results if r["category_id"] in known]
+        if not kept or not gt.getAnnIds():
+            return {"mAP50": 0.0, "mAP50_95": 0.0}
+        try:
+            dt = gt.loadRes(kept)
+        except (IndexError, ValueError, KeyError) as exc:
+            raise PredictionError(f"{ground_truth}: cannot score predictions against it ({exc})") from None
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {"mAP50_95": round(float(max(ev.stats[0], 0.0)), 5), "mAP50": round(float(max(ev.stats[1], 0.0)), 5)}
