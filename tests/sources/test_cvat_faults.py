@@ -13,7 +13,9 @@ from rfdetr_trainer.errors import AuthError, ConfigError, SourceError
 from rfdetr_trainer.integrations.cvat import fetch_cvat
 from rfdetr_trainer.schemas.data import CvatConfig
 
-DOWNLOADERS = [("2.73.0", "http"), ("2.73.0", "sdk"), ("2.10.0", "http-legacy"), ("1.7.0", "http-legacy")]
+DOWNLOADERS = [
+    ("2.73.0", "http"), ("2.73.0", "sdk"), ("2.20.0", "http"), ("2.10.0", "http-legacy"), ("1.7.0", "http-legacy"),
+]
 IDS = [f"{v}-{d}" for v, d in DOWNLOADERS]
 
 
@@ -139,6 +141,13 @@ def test_interrupted_fetch_is_resumed(cvat_factory, tmp_path):
     assert state.count(r"^POST /api/tasks/1/dataset/export") == 1
     assert [r.origin["cached"] for r in refs] == [True, False, False]
     assert not [p.name for p in root.iterdir() if p.name.startswith(".")]
+
+
+def test_current_flow_on_an_old_server_says_so(cvat_factory, tmp_path):
+    server = cvat_factory("2.10.0")
+    with pytest.raises(SourceError) as err:
+        fetch_cvat(cvat_config(server, task_ids=[1], downloader="http"), tmp_path)
+    assert "predates CVAT 2.16" in err.value.message and "http-legacy" in err.value.hint
 
 
 def test_export_timeout(cvat_factory, tmp_path):

@@ -310,9 +310,16 @@ class HttpDownloader(Downloader):
                 target=target,
                 doing="export",
                 ok=(202,),
-                passthrough=(409,),
+                passthrough=(404, 405, 409),
                 deadline=deadline,
             )
+            if resp.status_code in (404, 405):
+                # info() already found the target, so the endpoint itself is missing: a server before 2.16.
+                raise SourceError(
+                    f"CVAT {self.conn.host}: the server has no export endpoint for {target.label} "
+                    f"(HTTP {resp.status_code}); it predates CVAT 2.16",
+                    hint="use --cvat-downloader http-legacy (or auto)",
+                )
             body: Any = None
             try:
                 body = resp.json()
