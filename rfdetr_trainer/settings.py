@@ -150,7 +150,17 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 
 def _env_layer(kind: str, label: str, source: PydanticBaseSettingsSource, variables: Mapping[str, str | None]):
-    values = source()
+    # Keep only what our prefix named: a .env file also holds other tools' variables (CLEARML_*, …), which
+    # pydantic-settings would otherwise report as unknown keys.
+    ours = {name[len(ENV_PREFIX):].split(ENV_DELIMITER)[0].lower() for name in variables
+            if name.upper().startswith(ENV_PREFIX)}
+    unknown = sorted(ours - set(Settings.model_fields))
+    if unknown:
+        name = next(n for n in variables if n.upper().startswith(ENV_PREFIX + unknown[0].upper()))
+        where = label if kind == "dotenv" else "environment"
+        raise ConfigError(f"{where}: {name}: unknown key '{unknown[0]}'{_did_you_mean([unknown[0]])}",
+                          hint="sections are " + ", ".join(Settings.model_fields))
+    values = {k: v for k, v in source().items() if k in ours}
     values = _deep_merge(values, _AliasSource(Settings, variables)())
     origins: dict[str, str] = {}
     for name, dotted in ENV_ALIASES.items():

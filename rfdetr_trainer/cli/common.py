@@ -8,14 +8,18 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rfdetr_trainer.cli.options import flag_names, overrides
-from rfdetr_trainer.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from rfdetr_trainer.settings import Settings
 
 
 def load(params: dict[str, Any]) -> Settings:
     """Settings for a command: its passed flags over env, ``.env``, ``--config`` and defaults."""
+    from rfdetr_trainer.settings import load_settings  # pydantic stays out of --help's start-up
+
     return load_settings(
         config_file=params.get("config"),
         overrides=overrides(params),

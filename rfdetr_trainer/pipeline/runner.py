@@ -109,4 +109,12 @@ def run(settings: Settings, *, progress: Any = None, extra_callbacks: list[Any] 
     record("export", exported.to_dict(), **{f"export_{k}": v for k, v in exported.files.items()})
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     save_manifest(paths.manifest, manifest)
+    if settings.data.minio.upload_to:
+        from rfdetr_trainer.integrations.s3 import upload_artifacts
+
+        files = [best_checkpoint, *exported.files.values(), paths.manifest]
+        if fetched.manifest_path:
+            files.append(fetched.manifest_path)
+        uris = upload_artifacts(settings.data.minio, files, settings.data.minio.upload_to, progress=progress)
+        record("upload", {"uris": uris})
     return RunResult(paths, manifest)

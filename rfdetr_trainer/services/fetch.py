@@ -40,11 +40,11 @@ def collect_sources(data: DataConfig, *, progress: Any = None) -> list[SourceRef
     if kind == "cvat":
         from rfdetr_trainer.integrations.cvat import fetch_cvat
 
-        return fetch_cvat(data.cvat, Path(data.cache_dir) / "cvat", progress=progress)
+        return fetch_cvat(data.cvat, Path(data.cache_dir), progress=progress)
     if kind == "minio":
         from rfdetr_trainer.integrations.s3 import fetch_s3
 
-        return fetch_s3(data.minio, Path(data.cache_dir) / "s3", progress=progress)
+        return fetch_s3(data.minio, Path(data.cache_dir), progress=progress)
     if not data.local.dataset_dirs:
         raise ConfigError(
             "no data source configured",
