@@ -20,16 +20,18 @@ _ws = re.compile(r"[ \t\n\r]*").match
 _WS = " \t\n\r"
 
 OnMember = Callable[[str, Any], None]
-OnAnnotation = Callable[[Any, int, int], None]
+#: Called with a batch of annotations: (elements, starts, ends); batches cut the per-call overhead.
+OnAnnotations = Callable[[list, list, list], None]
+BATCH = 4096
 
 
-def walk_coco(text: str, name: str, on_member: OnMember, annotation_handler: Callable[[], OnAnnotation]) -> None:
+def walk_coco(text: str, name: str, on_member: OnMember, annotation_handler: Callable[[], OnAnnotations]) -> None:
     """Walk a COCO JSON object.
 
     Calls ``on_member(key, value)`` for each top-level member except ``annotations``; for that array, asks
     ``annotation_handler()`` for a callback (so the caller can decide once, knowing which members came
-    before) and calls it as ``callback(element, start, end)`` per element, ``text[start:end]`` being the
-    element's source text.
+    before) and calls it as ``callback(elements, starts, ends)`` per batch of up to :data:`BATCH` elements,
+    ``text[starts[k]:ends[k]]`` being element k's source text.
 
     Raises:
         DatasetError: the text is not a JSON object; the message names ``name``, line and column.
@@ -53,7 +55,7 @@ def _expect(text: str, i: int, char: str, what: str) -> int:
     return _ws(text, i + 1).end()
 
 
-def _walk(text: str, on_member: OnMember, annotation_handler: Callable[[], OnAnnotation]) -> None:
+def _walk(text: str, on_member: OnMember, annotation_handler: Callable[[], OnAnnotations]) -> None:
     n = len(text)
     scan = _scan
     i = _expect(text, 0, "{", "'{' (a COCO file is a JSON object)")
@@ -71,10 +73,17 @@ def _walk(text: str, on_member: OnMember, annotation_handler: Callable[[], OnAnn
                     i += 1
                 else:
                     take = annotation_handler()
+                    values: list = []
+                    starts: list = []
+                    ends: list = []
                     while True:
-                        start = i
+                        starts.append(i)
                         value, i = scan(text, i)
-                        take(value, start, i)
+                        values.append(value)
+                        ends.append(i)
+                        if len(values) == BATCH:
+                            take(values, starts, ends)
+                            values, starts, ends = [], [], []
                         c = text[i]
                         if c in _WS:
                             i = _ws(text, i).end()
@@ -88,6 +97,8 @@ def _walk(text: str, on_member: OnMember, annotation_handler: Callable[[], OnAnn
                             i += 1
                             break
                         raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+                    if values:
+                        take(values, starts, ends)
             else:
                 value, i = scan(text, i)
                 on_member(key, value)
