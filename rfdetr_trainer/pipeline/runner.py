@@ -91,7 +91,7 @@ def run(settings: Settings, *, progress: Any = None, extra_callbacks: list[Any] 
             training = training.model_copy(update={"resume": paths.checkpoints / "last.ckpt"})
         trained = train_stage.train(
             settings.model, training, fetched.dataset_dir, paths,
-            tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict,
+            tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict, validate=False,
             extra_callbacks=extra_callbacks, notes=notes,
         )
         best_checkpoint = trained.best_checkpoint

@@ -29,7 +29,7 @@ def train_stage(settings: Settings) -> Any:
     paths = run_paths(settings.experiment.output_dir, settings.experiment.run_name)
     fetched = fetch_stage(settings)
     return train(settings.model, settings.training, fetched.dataset_dir, paths,
-                 tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict,
+                 tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict, validate=False,
                  notes={"dataset_dir": str(fetched.dataset_dir), "sources": [s.origin for s in fetched.sources]})
 
 

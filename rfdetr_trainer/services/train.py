@@ -85,6 +85,7 @@ def train(
     extra_callbacks: list[Any] | None = None,
     notes: dict[str, Any] | None = None,
     show_progress: bool = True,
+    validate: bool = True,
 ) -> TrainResult:
     """Train an RF-DETR model on an rfdetr-layout dataset.
 
@@ -98,6 +99,7 @@ def train(
         extra_callbacks: more Lightning callbacks (experiment tracking).
         notes: JSON-serialisable provenance stored in every checkpoint (e.g. the dataset manifest summary).
         show_progress: draw a progress bar on stderr.
+        validate: run the dataset engine's full validation first (the fetch stage already did when it ran).
 
     Raises:
         ConfigError, DatasetError, CheckpointError, TrainingError.
@@ -106,7 +108,10 @@ def train(
     resolution = check_resolution(spec, training.resolution)
     weights = resolve_weights(spec, model_cfg.pretrain_weights)
     resume = find_resume_checkpoint(training.resume) if training.resume else None
-    validate_dataset(dataset_dir, strict=strict)
+    if validate:
+        validate_dataset(dataset_dir, strict=strict)
+    else:
+        check_dataset_layout(dataset_dir)
 
     from rfdetr_trainer.integrations.rfdetr.callbacks import make_callbacks
     from rfdetr_trainer.integrations.rfdetr.trainer import build_model, fit

@@ -24,6 +24,12 @@ def _cases(tmp: Path, data: Path) -> list[tuple[str, list[str], int, str]]:
     (tmp / "typed.yaml").write_text("training:\n  batch_size: big\n")
     (tmp / "notackpt.pth").write_text("hello, I am text")
     (tmp / "a-file").write_text("")
+    import shutil
+
+    broken = tmp / "broken"
+    shutil.copytree(data, broken)
+    missing = sorted((broken / "train").glob("*.jpg"))[0]
+    missing.unlink()
     fast = ["--dataset-dir", str(data), "--pretrain-weights", "none", "--output-dir", str(tmp / "runs")]
     return [
         ("missing dataset dir", ["train", "--dataset-dir", str(tmp / "nope"), "--pretrain-weights", "none",
@@ -52,6 +58,8 @@ def _cases(tmp: Path, data: Path) -> list[tuple[str, list[str], int, str]]:
          OutputError.exit_code, "output folder is not writable"),
         ("no source at all", ["fetch"], ConfigError.exit_code, "no data source configured"),
         ("bad flag value", ["train", *fast, "--epochs", "0"], ConfigError.exit_code, "--epochs: training.epochs"),
+        ("image listed but missing", ["train", "--dataset-dir", str(broken), "--pretrain-weights", "none",
+                                      "--output-dir", str(tmp / "runs")], DatasetError.exit_code, missing.name),
         ("missing config file", ["run", "--config", str(tmp / "missing.yaml")], ConfigError.exit_code,
          "config file not found"),
     ]
@@ -69,7 +77,7 @@ def cases(tmp_path, tiny_dataset):
     ["missing dataset dir", "malformed JSON config", "unknown config key", "mistyped config key",
      "resolution not divisible", "seg resolution not divisible", "unknown model type", "missing checkpoint",
      "not a checkpoint", "missing pretrain weights", "resume without last.ckpt", "unwritable output dir",
-     "no source at all", "bad flag value", "missing config file"],
+     "no source at all", "bad flag value", "missing config file", "image listed but missing"],
 )
 def test_error_is_one_line_with_exit_code(cases, name):
     _, args, code, message = cases[name]
