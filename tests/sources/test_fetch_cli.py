@@ -1,0 +1,103 @@
+"""`fetch` and `run` through the CLI against the loopback CVAT server and moto's S3 server."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rfdetr_trainer.cli.app import app
+from rfdetr_trainer.errors import AuthError, ConfigError, SourceError
+from rfdetr_trainer.synthetic import make_dataset
+
+runner = CliRunner()
+
+
+def _counts(dataset: Path) -> dict[str, int]:
+    out = {}
+    for split in ("train", "valid", "test"):
+        ann = dataset / split / "_annotations.coco.json"
+        out[split] = len(json.loads(ann.read_text())["images"]) if ann.is_file() else 0
+    return out
+
+
+def _cvat_env(monkeypatch, server, password="secret"):
+    monkeypatch.setenv("CVAT_HOST", server.url)
+    monkeypatch.setenv("CVAT_USERNAME", "admin")
+    monkeypatch.setenv("CVAT_PASSWORD", password)
+    monkeypatch.setenv("RFDETR_TRAINER_DATA__CVAT__POLL_INTERVAL", "0.02")
+    monkeypatch.setenv("RFDETR_TRAINER_DATA__CVAT__RETRY_BACKOFF", "0.01")
+
+
+@pytest.mark.parametrize("version", ["2.73.0", "2.10.0"])
+def test_fetch_cvat_tasks_lays_out_train_valid_test(cvat_factory, monkeypatch, tmp_path, version):
+    server = cvat_factory(version)
+    _cvat_env(monkeypatch, server)
+    out = tmp_path / "prepared"
+    result = runner.invoke(app, ["fetch", "--cvat-task-ids", "1", "2", "3", "--data-dir", str(out),
+                                 "--env-file", str(tmp_path / ".env")],
+                           env={"RFDETR_TRAINER_DATA__CACHE_DIR": str(tmp_path / "cache")})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(out.absolute()) or \
+        result.stdout.strip().splitlines()[-1] == str(out)
+    counts = _counts(out)
+    assert sum(counts.values()) == 9 and all(counts.values()), counts
+    manifest = json.loads((out / "dataset_manifest.json").read_text())
+    origins = json.dumps(manifest)
+    assert '"task_id": 1' in origins and server.url in origins
+    assert "secret" not in origins and "secret" not in result.output
+
+
+def test_fetch_cvat_errors_name_server_and_task(cvat_factory, monkeypatch, tmp_path):
+    server = cvat_factory("2.73.0")
+    _cvat_env(monkeypatch, server)
+    env = {"RFDETR_TRAINER_DATA__CACHE_DIR": str(tmp_path / "cache")}
+    missing = runner.invoke(app, ["fetch", "--cvat-task-ids", "99", "--data-dir", str(tmp_path / "o")], env=env)
+    assert missing.exit_code == SourceError.exit_code, missing.output
+    assert "99" in missing.stderr and server.url in missing.stderr
+    _cvat_env(monkeypatch, server, password="wrong")
+    denied = runner.invoke(app, ["fetch", "--cvat-task-ids", "1", "--data-dir", str(tmp_path / "o")], env=env)
+    assert denied.exit_code == AuthError.exit_code, denied.output
+    assert "wrong" not in denied.output
+
+
+def test_design_example_without_cvat_host_fails_cleanly(tmp_path):
+    """`run --cvat-task-ids 123 456 789 --project-name MyProject --model-type large --epochs 150`."""
+    result = runner.invoke(app, ["run", "--cvat-task-ids", "123", "456", "789", "--project-name", "MyProject",
+                                 "--model-type", "large", "--epochs", "150", "--output-dir", str(tmp_path),
+                                 "--env-file", str(tmp_path / ".env")])
+    assert result.exit_code == ConfigError.exit_code, result.output
+    assert "CVAT_HOST" in result.stderr and "Traceback" not in result.output
+
+
+def test_fetch_s3_prefixes_merges_zip_and_folder(s3_bucket, moto_endpoint, monkeypatch, tmp_path):
+    client, bucket = s3_bucket
+    folder = make_dataset(tmp_path / "a", num_images=6, image_size=64, seed=1)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            client.put_object(Bucket=bucket, Key=f"sets/a/{path.relative_to(folder)}", Body=path.read_bytes())
+    cvat = make_dataset(tmp_path / "b", num_images=6, image_size=64, seed=2, layout="cvat")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in cvat.rglob("*"):
+            if path.is_file():
+                zf.write(path, path.relative_to(cvat).as_posix())
+    client.put_object(Bucket=bucket, Key="sets/b.zip", Body=buf.getvalue())
+    monkeypatch.setenv("MINIO_ENDPOINT", moto_endpoint)
+    monkeypatch.setenv("MINIO_ACCESS_KEY", "testing")
+    monkeypatch.setenv("MINIO_SECRET_KEY", "testing-secret-key")
+    monkeypatch.setenv("MINIO_SECURE", "false")
+    monkeypatch.setenv("MINIO_REGION", "us-east-1")
+    out = tmp_path / "prepared"
+    result = runner.invoke(app, ["fetch", "--minio-bucket", bucket, "--minio-prefix", "sets/", "--data-dir",
+                                 str(out), "--json"], env={"RFDETR_TRAINER_DATA__CACHE_DIR": str(tmp_path / "c")})
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert len(payload["sources"]) == 2
+    assert sum(_counts(out).values()) == 12
+    assert "testing-secret-key" not in result.output
+    assert "testing-secret-key" not in (out / "dataset_manifest.json").read_text()
