@@ -75,18 +75,19 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def staging_dir(final: Path) -> Iterator[Path]:
+def staging_dir(final: Path, marker: str = "dataset_manifest.json", what: str = "a merged dataset"
+                ) -> Iterator[Path]:
     """Yield a temporary sibling of ``final``; on success move it into place, on any failure remove it.
 
     An existing ``final`` is replaced only after the new folder is complete, and only when it is a previous
-    output of this engine (it holds ``dataset_manifest.json``) or empty; anything else is someone's data.
+    output of the same kind (it holds ``marker``) or empty; anything else is someone's data.
     """
     final = final.absolute()
     if final.exists() and not final.is_dir():
         raise OutputError(f"{final}: exists and is not a folder")
-    if final.is_dir() and any(final.iterdir()) and not (final / "dataset_manifest.json").is_file():
+    if final.is_dir() and any(final.iterdir()) and not (final / marker).is_file():
         raise OutputError(
-            f"{final}: folder exists, is not empty and is not a merged dataset",
+            f"{final}: folder exists, is not empty and is not {what}",
             hint="choose another --output-dir or remove the folder",
         )
     try:

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator
 
 from rfdetr_trainer.schemas.base import Section
-
-#: CLI names of the model types; ``integrations/rfdetr/registry.py`` maps each to its rfdetr class.
-MODEL_TYPES = (
-    "nano",
-    "small",
-    "medium",
-    "base",
-    "large",
-    "seg-preview",
-    "seg-nano",
-    "seg-small",
-    "seg-medium",
-    "seg-large",
-    "seg-xlarge",
-    "seg-2xlarge",
-)
 
 ModelType = Literal[
     "nano",
@@ -38,6 +22,9 @@ ModelType = Literal[
     "seg-xlarge",
     "seg-2xlarge",
 ]
+
+#: CLI names of the model types; ``integrations/rfdetr/registry.py`` maps each to its rfdetr class.
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 
 
 class ModelConfig(Section):

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rfdetr_trainer.coco.io import write_text_atomic
-from rfdetr_trainer.errors import DatasetError, OutputError, PredictionError
+from rfdetr_trainer.coco.io import staging_dir, write_text_atomic
+from rfdetr_trainer.errors import DatasetError, PredictionError
 from rfdetr_trainer.logs import get_logger, progress
 from rfdetr_trainer.schemas import ValidationConfig
 
@@ -91,7 +89,8 @@ def predict(
     Args:
         model: a loaded rfdetr model (``integrations.rfdetr.inference.load_model`` or a training result).
         source: split folder (with ``_annotations.coco.json``), dataset root (with ``split``), folder or image.
-        output_dir: replaced atomically with ``images/``, ``grid.jpg``, ``coco_results.json``,
+        output_dir: written atomically (an earlier predictions folder is replaced, any other non-empty folder
+            is refused) with ``images/``, ``grid.jpg``, ``coco_results.json``,
             ``predictions.coco.json`` and ``metrics.json`` (when ground truth exists).
         validation: confidence and NMS IoU thresholds.
         split: split name inside a dataset root.
@@ -104,12 +103,7 @@ def predict(
     class_names = list(getattr(model, "class_names", None) or [])
     category_of = _category_mapping(class_names, inputs.categories)
     output_dir = Path(output_dir)
-    try:
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    except OSError as exc:
-        raise OutputError(f"{output_dir.parent}: cannot write predictions ({exc.strerror})") from None
-    try:
+    with staging_dir(output_dir, marker="coco_results.json", what="an earlier predictions folder") as staging:
         images_dir = staging / "images"
         images_dir.mkdir()
         results, coco_images, frames = [], [], []
@@ -132,8 +126,7 @@ def predict(
                     if len(frames) < grid_size:
                         frames.append(frame)
                 bar.advance(task)
-        grid_path = staging / "grid.jpg"
-        grid(frames).save(grid_path, quality=90)
+        grid(frames).save(staging / "grid.jpg", quality=90)
         write_text_atomic(staging / "coco_results.json", json.dumps(results))
         categories = inputs.categories or [{"id": i + 1, "name": n} for i, n in enumerate(class_names)]
         annotations = [{"id": i + 1, **r, "area": round(r["bbox"][2] * r["bbox"][3], 2), "iscrowd": 0}
@@ -143,12 +136,6 @@ def predict(
         metrics = evaluate(inputs.ground_truth, results) if inputs.ground_truth else {}
         if metrics:
             write_text_atomic(staging / "metrics.json", json.dumps(metrics, indent=2))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        staging.replace(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return PredictResult(output_dir, output_dir / "images", output_dir / "grid.jpg",
                          output_dir / "coco_results.json", len(inputs.images), len(results), metrics)
 
