@@ -121,20 +121,24 @@ def test_export_fails_loudly_when_parity_breaks(run_result, tmp_path):
 
 
 def test_train_then_export_chained_through_stdout(tiny_dataset, tmp_path):
-    """As a shell script would: ckpt=$(rfdetr-trainer train …) && rfdetr-trainer export --checkpoint "$ckpt"."""
+    """As a shell script would: ckpt=$(rfdetr-trainer train …) && rfdetr-trainer export --checkpoint "$ckpt".
+
+    The export is fp16, so the parity check's query matching is exercised too.
+    """
     exe = Path(sys.executable).with_name("rfdetr-trainer")
     script = f"""
 set -euo pipefail
 ckpt=$("{exe}" train --dataset-dir "{tiny_dataset}" --output-dir "{tmp_path}/runs" --run-name chain {' '.join(TINY[:-2])})
 test -f "$ckpt"
 echo "CKPT=$ckpt"
-"{exe}" export --checkpoint "$ckpt" --export-format onnx
+"{exe}" export --checkpoint "$ckpt" --export-format onnx --half
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RFDETR_TRAINER_", "CVAT_", "MINIO_"))}
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.strip().splitlines()
     assert lines[0] == f"CKPT={tmp_path}/runs/chain/checkpoints/checkpoint_best_total.pth"
-    assert lines[-1] == f"{tmp_path}/runs/chain/export/model.onnx"
+    assert lines[-1] == f"{tmp_path}/runs/chain/export/model_fp16.onnx"
+    assert "onnx parity" in out.stderr
     assert Path(lines[-1]).stat().st_size > 1_000_000
     shutil.rmtree(tmp_path / "runs" / "chain" / "checkpoints", ignore_errors=True)
