@@ -142,3 +142,21 @@ echo "CKPT=$ckpt"
     assert "onnx parity" in out.stderr
     assert Path(lines[-1]).stat().st_size > 1_000_000
     shutil.rmtree(tmp_path / "runs" / "chain" / "checkpoints", ignore_errors=True)
+
+
+def test_train_resumes_from_last_ckpt(run_result, tiny_dataset):
+    """An interrupted run continues from its last.ckpt instead of starting over."""
+    _, run_dir = run_result
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    args = TINY[:-2]  # train has no --conf
+    args[args.index("--epochs") + 1] = "2"  # one more epoch than the finished run
+    result = CliRunner().invoke(app, ["train", "--dataset-dir", str(tiny_dataset), "--output-dir",
+                                      str(run_dir.parent), "--run-name", "resumed", *args, "--resume", str(last),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    epochs = [json.loads(line)["epoch"] for line in
+              (run_dir.parent / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1], "only the second epoch ran"
+    assert Path(summary["best_checkpoint"]).is_file()
