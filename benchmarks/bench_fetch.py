@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,14 +108,15 @@ def bench_s3(n_objects: int, size: int) -> None:
         if aws:
             cmd = [str(aws), "s3", "sync", f"s3://{bucket}/{prefix}", str(work / "aws"), "--endpoint-url", endpoint,
                    "--only-show-errors"]
-            env = {**os.environ, **CREDS}
-            print(f"  aws s3 sync                     {_timed(lambda: subprocess.run(cmd, env=env, check=True)):6.2f} s")
-            print(f"  aws s3 sync (nothing changed)   {_timed(lambda: subprocess.run(cmd, env=env, check=True)):6.2f} s")
+            sync = partial(subprocess.run, cmd, env={**os.environ, **CREDS}, check=True)
+            print(f"  aws s3 sync                     {_timed(sync):6.2f} s")
+            print(f"  aws s3 sync (nothing changed)   {_timed(sync):6.2f} s")
 
         cfg = MinioConfig(endpoint=endpoint, access_key="bench", secret_key="bench", secure=False, bucket=bucket,
                           prefixes=[prefix])
-        print(f"  fetch_s3 (concurrency {cfg.concurrency})        {_timed(lambda: fetch_s3(cfg, work / 'ours')):6.2f} s")
-        print(f"  fetch_s3 re-fetch, unchanged    {_timed(lambda: fetch_s3(cfg, work / 'ours')):6.2f} s")
+        ours = partial(fetch_s3, cfg, work / "ours")
+        print(f"  fetch_s3 (concurrency {cfg.concurrency})        {_timed(ours):6.2f} s")
+        print(f"  fetch_s3 re-fetch, unchanged    {_timed(ours):6.2f} s")
         shutil.rmtree(work, ignore_errors=True)
     finally:
         proc.terminate()
@@ -139,10 +141,11 @@ def bench_cvat(n_tasks: int, delay: float) -> None:
         for choice in ("http", "sdk"):
             seq = CvatConfig(**base, concurrency=1, downloader=choice)
             par = CvatConfig(**base, concurrency=n_tasks, downloader=choice)
-            t_seq = _timed(lambda: fetch_cvat(seq, work / f"seq-{choice}"))
-            t_par = _timed(lambda: fetch_cvat(par, work / f"par-{choice}"))
-            t_cached = _timed(lambda: fetch_cvat(par, work / f"par-{choice}"))
-            print(f"  {choice:5s} sequential {t_seq:6.2f} s | concurrent {t_par:6.2f} s | re-fetch cached {t_cached:5.2f} s")
+            t_seq = _timed(partial(fetch_cvat, seq, work / f"seq-{choice}"))
+            t_par = _timed(partial(fetch_cvat, par, work / f"par-{choice}"))
+            t_cached = _timed(partial(fetch_cvat, par, work / f"par-{choice}"))
+            print(f"  {choice:5s} sequential {t_seq:6.2f} s | concurrent {t_par:6.2f} s | "
+                  f"re-fetch cached {t_cached:5.2f} s")
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -207,7 +207,8 @@ def read_layers(
         for key, value in overrides.items():
             _set_dotted(values, key, value)
         names = dict(flag_names or {})
-        layers.append(Layer("cli", "CLI flags", values, {k: names.get(k, "--" + k.split(".")[-1].replace("_", "-")) for k in overrides}))
+        origins = {k: names.get(k, "--" + k.split(".")[-1].replace("_", "-")) for k in overrides}
+        layers.append(Layer("cli", "CLI flags", values, origins))
     return layers
 
 

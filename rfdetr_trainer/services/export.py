@@ -51,22 +51,23 @@ def export(model: Any, config: ExportConfig, output_dir: Path, *, sample_image: 
         if fmt == "onnx":
             path = backend.export_onnx(model, output_dir, opset=config.opset, dynamic_batch=config.dynamic_batch,
                                        simplify=config.simplify, half=config.half)
-            check = (lambda p: backend.check_onnx(p, model, sample_image, atol=atol, batch=batch))
         elif fmt == "torchscript":
             path = backend.export_torchscript(model, output_dir, half=config.half)
-            check = (lambda p: backend.check_torchscript(p, model, sample_image, atol=atol, half=config.half,
-                                                        batch=batch))
         else:  # guarded by ExportConfig's Literal; kept for library callers
             raise ExportError(f"export.format: unknown format {fmt!r}", hint="use onnx or torchscript")
         files[fmt] = path
-        if config.check:
-            result = check(path)
-            parity.append(result.to_dict())
-            log.info("%s parity: max box diff %.2e, max score diff %.2e (tolerance %.0e)", fmt,
-                     result.max_box_diff, result.max_score_diff, result.atol)
-            if not result.ok:
-                raise ExportError(
-                    f"{path}: exported {fmt} model disagrees with PyTorch on {sample_image}: max box diff "
-                    f"{result.max_box_diff:.3g}, max score diff {result.max_score_diff:.3g} > {result.atol:g}"
-                )
+        if not config.check:
+            continue
+        if fmt == "onnx":
+            result = backend.check_onnx(path, model, sample_image, atol=atol, batch=batch)
+        else:
+            result = backend.check_torchscript(path, model, sample_image, atol=atol, half=config.half, batch=batch)
+        parity.append(result.to_dict())
+        log.info("%s parity: max box diff %.2e, max score diff %.2e (tolerance %.0e)", fmt,
+                 result.max_box_diff, result.max_score_diff, result.atol)
+        if not result.ok:
+            raise ExportError(
+                f"{path}: exported {fmt} model disagrees with PyTorch on {sample_image}: max box diff "
+                f"{result.max_box_diff:.3g}, max score diff {result.max_score_diff:.3g} > {result.atol:g}"
+            )
     return ExportResult(files, parity)

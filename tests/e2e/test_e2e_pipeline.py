@@ -126,9 +126,10 @@ def test_train_then_export_chained_through_stdout(tiny_dataset, tmp_path):
     The export is fp16, so the parity check's query matching is exercised too.
     """
     exe = Path(sys.executable).with_name("rfdetr-trainer")
+    flags = " ".join(TINY[:-2])
     script = f"""
 set -euo pipefail
-ckpt=$("{exe}" train --dataset-dir "{tiny_dataset}" --output-dir "{tmp_path}/runs" --run-name chain {' '.join(TINY[:-2])})
+ckpt=$("{exe}" train --dataset-dir "{tiny_dataset}" --output-dir "{tmp_path}/runs" --run-name chain {flags})
 test -f "$ckpt"
 echo "CKPT=$ckpt"
 "{exe}" export --checkpoint "$ckpt" --export-format onnx --half
