@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# GPU check: images/s of rfdetr-trainer vs rfdetr's own RFDETRNano(pretrain_weights=None).train(), AMP, synthetic data.
+#
+#   bash benchmarks/gpu_check.sh            # on the GPU machine, from the repo root; under 5 minutes
+#   bash benchmarks/gpu_check.sh wheels     # HERE, before: download the wheels the GPU machine lacks into .whl/
+#
+# The GPU machine has torch but no package registry: the venv sees the system site-packages (torch, Lightning,
+# tensorboard, …) and installs the rest from .whl/ (carry it: run(carry=[".whl"])). With internet, pip fills gaps.
+# Output goes to $OUT (or ./gpu_check_out). Knobs (see gpu_check.py): GPU_CHECK_STEPS, _BATCH, _RES, _EPOCHS,
+# _DEVICE, _REPEATS (pairs, default 2), GPU_CHECK_PYTHON (use this interpreter, skip the venv).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/gpu_check_out}"; mkdir -p "$OUT"
+LOG="$OUT/gpu_check.log"; RESULTS="$OUT/gpu_check_results.jsonl"; : > "$RESULTS"
+say() { echo "[gpu_check] $*" | tee -a "$LOG" >&2; }
+
+# Not on the GPU image (KINDS.md), needed to import rfdetr's trainer and ours; pinned to what the CPU venv runs.
+WHEELS=(rfdetr==1.11.2 supervision pyDeprecate "torchmetrics==1.8.2" hotcoco==1.0.1 faster-coco-eval
+        ultrafast-pycocotools vernier pycocotools simplejpeg torch-hungarian==0.1.0rc0 pydantic-settings python-dotenv
+        clearml furl orderedmultidict pathlib2 jsonschema referencing jsonschema-specifications rpds-py)
+
+if [[ "${1:-}" == "wheels" ]]; then
+  mkdir -p .whl && grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+  for spec in "${WHEELS[@]}"; do
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+      --platform any -d .whl "$spec" || echo "could not download $spec" >&2
+  done
+  du -sh .whl; exit 0
+fi
+
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+if [[ -n "${GPU_CHECK_PYTHON:-}" ]]; then
+  PY="$GPU_CHECK_PYTHON"
+else
+  VENV="${GPU_CHECK_VENV:-/tmp/gpu-check-venv}"
+  python3 -m venv --system-site-packages "$VENV" >>"$LOG" 2>&1 || { say "venv failed"; exit 2; }
+  PY="$VENV/bin/python"
+  if compgen -G ".whl/*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps .whl/*.whl >>"$LOG" 2>&1 || say "some wheels did not install (see log)"
+  fi
+  # --no-deps: never let pip replace the image's CUDA torch; missing modules are reported below instead.
+  "$PY" -m pip install -q --no-deps --no-build-isolation -e . >>"$LOG" 2>&1 || \
+    "$PY" -m pip install -q --no-deps -e . >>"$LOG" 2>&1 || { say "pip install -e . failed (see $LOG)"; exit 2; }
+fi
+"$PY" - <<'PY' 2>&1 | tee -a "$LOG" >&2 || { say "imports missing: run 'bash benchmarks/gpu_check.sh wheels' here and carry .whl"; exit 3; }
+import importlib, sys
+missing = []
+for m in ("torch", "pytorch_lightning", "rfdetr", "rfdetr.training", "rfdetr_trainer.services.train", "tensorboard"):
+    try:
+        importlib.import_module(m)
+    except Exception as exc:
+        missing.append(f"{m}: {type(exc).__name__}: {exc}")
+import torch
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
+if missing:
+    print("\n".join(missing)); sys.exit(1)
+PY
+
+DATA="${GPU_CHECK_DATA:-/tmp/gpu-check-data}"
+rm -rf "$DATA" && "$PY" benchmarks/gpu_check.py make-data "$DATA" >>"$LOG" 2>&1 || { say "dataset failed"; exit 4; }
+WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
+status=0
+for i in $(seq 1 "${GPU_CHECK_REPEATS:-2}"); do
+  for side in theirs ours; do   # alternate so drift hits both
+    say "run $i: $side"
+    if "$PY" benchmarks/gpu_check.py "$side" "$DATA" "$WORK/$side-$i" > "$WORK/out.txt" 2>>"$LOG"; then
+      grep '^GPU_CHECK ' "$WORK/out.txt" | sed 's/^GPU_CHECK //' | tee -a "$RESULTS" >&2
+    else
+      say "$side failed (tail of $LOG):"; tail -20 "$LOG" >&2; status=5
+    fi
+    rm -rf "$WORK/$side-$i"   # checkpoints
+  done
+done
+[[ $status -eq 0 ]] || exit $status
+"$PY" benchmarks/gpu_check.py compare "$RESULTS" | tee "$OUT/gpu_check_summary.txt"
