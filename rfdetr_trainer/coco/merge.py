@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from rfdetr_trainer.coco import fastjson
 from rfdetr_trainer.coco.classmap import ClassMap
 from rfdetr_trainer.coco.io import decode_text, dumps, sha256_bytes, staging_dir
 from rfdetr_trainer.coco.layout import Dataset, Subset, open_dataset, safe_relpath
 from rfdetr_trainer.coco.manifest import MANIFEST_NAME, MANIFEST_VERSION, findings_section, write_manifest
-from rfdetr_trainer.coco.reader import walk_coco
+from rfdetr_trainer.coco.reader import BATCH, walk_coco
 from rfdetr_trainer.coco.schema import ERROR, SPLITS, WARNING, Finding
 from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.coco.split import TRAIN, plan_splits
@@ -42,6 +43,12 @@ DUPLICATE_RULE = (
 #: An annotation whose text starts with id, image_id and category_id (CVAT, Datumaro, Roboflow all write this
 #: order) can be re-emitted by replacing that prefix; anything else takes the slow path.
 _PREFIX = re.compile(r'\{\s*"id"\s*:\s*-?\d+\s*,\s*"image_id"\s*:\s*-?\d+\s*,\s*"category_id"\s*:\s*-?\d+(?=\s*[,}])')
+#: The same test on UTF-8 bytes (fast path). On valid JSON it matches exactly where _PREFIX matches: JSON
+#: allows only ASCII whitespace and ASCII digits there, so str's Unicode-aware \s and \d change nothing.
+_PREFIX_BYTES = re.compile(
+    rb'\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*-?[0-9]+[ \t\n\r]*,[ \t\n\r]*"image_id"[ \t\n\r]*:[ \t\n\r]*-?[0-9]+'
+    rb'[ \t\n\r]*,[ \t\n\r]*"category_id"[ \t\n\r]*:[ \t\n\r]*-?[0-9]+(?=[ \t\n\r]*[,}])'
+)
 _FLUSH_EVERY = 4096
 OUTPUT_INFO = {"description": "merged by rfdetr-trainer"}
 
@@ -141,7 +148,12 @@ class _Image:
 
 
 class _File:
-    """One annotation file: what pass 1 learned, for pass 2 to write."""
+    """One annotation file: what pass 1 learned, for pass 2 to write.
+
+    Read by the stdlib path, ``starts``/``ends`` are each kept annotation's text span; read by the fast path
+    (``span`` set to the annotations array's byte range), ``starts`` holds each kept annotation's index in
+    that array and ``ends`` stays empty.
+    """
 
     def __init__(self, src: int, dataset: Dataset, subset: Subset) -> None:
         self.src, self.dataset, self.subset = src, dataset, subset
@@ -153,12 +165,20 @@ class _File:
         self.images = array("q")  # global image index, or -1 when the annotation is dropped
         self.cats = array("q")  # output category index
         self.overrides: dict[int, dict] = {}  # annotations whose box was clipped
+        self.span: tuple[int, int] | None = None
         self.n_images = 0
         self.n_annotations = 0
 
     def read_text(self) -> tuple[str, str, int]:
         data = self.dataset.tree.read_bytes(self.subset.json_rel)
         return decode_text(data, self.label), sha256_bytes(data), len(data)
+
+    def read_bytes(self) -> bytes:
+        """The file's bytes, checked to be UTF-8 (DatasetError as ``read_text`` raises it)."""
+        data = self.dataset.tree.read_bytes(self.subset.json_rel)
+        if not data.isascii():
+            decode_text(data, self.label)
+        return data
 
 
 class _Merger:
@@ -260,7 +280,15 @@ class _Merger:
         return index
 
     def _read_file(self, f: _File) -> None:
-        text, f.sha256, f.nbytes = f.read_text()
+        data = f.read_bytes()
+        f.sha256, f.nbytes = sha256_bytes(data), len(data)
+        parsed = fastjson.parse(data)
+        if parsed is not None:
+            del data
+            self._read_parsed(f, parsed)
+            return
+        text = decode_text(data, f.label)
+        del data
         maps: dict[str, dict] = {}
         deferred: list[tuple[Any, int, int]] = []
 
@@ -285,6 +313,32 @@ class _Merger:
             for batch in deferred:
                 take(*batch)
 
+    def _read_parsed(self, f: _File, parsed: fastjson.Parsed) -> None:
+        """Pass 1 over a file the fast path read; same checks, findings and order as the stdlib walk.
+
+        The walk hands annotations over only once both images and categories are known (holding them back
+        otherwise), so taking members first and annotations last is the order it produces.
+        """
+        maps: dict[str, dict] = {}
+        for key, value in parsed.members:
+            if key == "categories":
+                maps["categories"] = self._categories(f, value)
+            elif key == "images":
+                maps["images"] = self._images(f, value)
+        raws, fields = parsed.annotations, parsed.fields
+        if raws and "images" in maps and "categories" in maps:
+            take = self._annotation_taker(f, maps["images"], maps["categories"])
+            for first in range(0, len(raws), BATCH):
+                last = min(first + BATCH, len(raws))
+                if fields is not None and take.clean(fields[first:last], first):
+                    continue
+                # The general path on exactly the dicts the stdlib scanner would have built.
+                take([json.loads(bytes(r)) for r in raws[first:last]], range(first, last), None)
+        for key in ("categories", "images"):
+            if key not in maps:
+                raise DatasetError(f"{f.label}: no '{key}' list; not a COCO annotation file")
+        f.span = parsed.span
+
     def _annotation_taker(self, f: _File, img_map: dict, cat_map: dict) -> Callable[[list, list, list], None]:
         images, findings, dropped = self.images, self.findings, self.src_dropped[f.src]
         box_fix, label, overrides = self.opt.box_fix, f.label, f.overrides
@@ -298,13 +352,25 @@ class _Merger:
             findings.append(Finding(code, message, label, aid, "dropped"))
             dropped[code] += 1
 
-        def take(values: list, starts: list, ends: list) -> None:
+        def note_ids(ids: list) -> None:
+            batch_ids = set(ids)
+            if len(batch_ids) == len(ids) and seen_ids.isdisjoint(batch_ids):
+                seen_ids.update(batch_ids)
+            else:  # rare: find which ids repeat
+                for aid in ids:
+                    if aid in seen_ids:
+                        findings.append(
+                            Finding("duplicate_annotation_id", "duplicate annotation id", label, aid, "renumbered")
+                        )
+                    seen_ids.add(aid)
+
+        def take(values: list, starts: Sequence[int], ends: Sequence[int] | None) -> None:
             # One call per batch, everything in locals: this loop runs once per annotation of every source.
             f.n_annotations += len(values)
             k_start, k_end, k_img, k_cat = [], [], [], []
             base = len(f.starts)
             ids = []
-            for a, start, end in zip(values, starts, ends):
+            for a, start, end in zip(values, starts, starts if ends is None else ends):
                 if type(a) is not dict:
                     drop("bad_record", "annotation is not an object", None)
                     continue
@@ -354,20 +420,45 @@ class _Merger:
                 k_img.append(gi)
                 k_cat.append(ci)
             f.starts.extend(k_start)
-            f.ends.extend(k_end)
+            if ends is not None:
+                f.ends.extend(k_end)
             f.images.extend(k_img)
             f.cats.extend(k_cat)
-            batch_ids = set(ids)
-            if len(batch_ids) == len(ids) and seen_ids.isdisjoint(batch_ids):
-                seen_ids.update(batch_ids)
-            else:  # rare: find which ids repeat
-                for aid in ids:
-                    if aid in seen_ids:
-                        findings.append(
-                            Finding("duplicate_annotation_id", "duplicate annotation id", label, aid, "renumbered")
-                        )
-                    seen_ids.add(aid)
+            note_ids(ids)
 
+        img_get, cat_get = img_map.get, cat_map.get
+
+        def clean(fields: list, first: int) -> bool:
+            """``take`` for a batch in which every annotation is on a known image and class with its box inside
+            the image, read from :class:`fastjson.Ann` fields instead of dicts; returns False, having changed
+            nothing, as soon as an annotation needs anything else (``take`` then handles the batch)."""
+            gis, cis, ids = [], [], []
+            try:
+                for a in fields:
+                    gi = img_get(a.image_id)
+                    ci = cat_get(a.category_id)
+                    if gi is None or ci is None or gi < 0 or ci < 0:
+                        return False
+                    bbox = a.bbox
+                    if type(bbox) is not list or len(bbox) != 4:
+                        return False
+                    x, y, w, h = bbox
+                    if not (0 < w and 0 < h and -tol <= x and -tol <= y and x + w <= right[gi]
+                            and y + h <= bottom[gi]):
+                        return False
+                    gis.append(gi)
+                    cis.append(ci)
+                    ids.append(a.id)
+            except TypeError:  # unhashable ids, boxes of non-numbers: take's own handling applies
+                return False
+            f.n_annotations += len(fields)
+            f.starts.extend(range(first, first + len(fields)))
+            f.images.extend(gis)
+            f.cats.extend(cis)
+            note_ids(ids)
+            return True
+
+        take.clean = clean  # type: ignore[attr-defined]
         return take
 
     # ---- between the passes --------------------------------------------------------------------------------
@@ -518,10 +609,12 @@ class _Merger:
         handles = []
         for sp, name in enumerate(SPLITS):
             (root / name).mkdir(parents=True)
-            fh = open(root / name / "_annotations.coco.json", "w", encoding="utf-8", newline="\n")
+            # Binary: pieces re-emitted from the fast path are UTF-8 bytes already; text is encoded as the
+            # text-mode file this used to be would have encoded it.
+            fh = open(root / name / "_annotations.coco.json", "wb")
             handles.append(fh)
-            fh.write('{"info":' + dumps(OUTPUT_INFO) + ',"licenses":[],"categories":' + dumps(categories))
-            fh.write(',"images":[')
+            fh.write(('{"info":' + dumps(OUTPUT_INFO) + ',"licenses":[],"categories":' + dumps(categories)).encode())
+            fh.write(b',"images":[')
             batch = []
             for pos, i in enumerate(per_split[sp]):
                 im = self.images[i]
@@ -530,14 +623,14 @@ class _Merger:
                 rec["file_name"] = im.out_name
                 batch.append(rec)
                 if len(batch) == _FLUSH_EVERY or pos == len(per_split[sp]) - 1:
-                    fh.write(("," if pos >= len(batch) else "") + dumps(batch)[1:-1])
+                    fh.write((("," if pos >= len(batch) else "") + dumps(batch)[1:-1]).encode())
                     batch = []
-            fh.write('],"annotations":[')
+            fh.write(b'],"annotations":[')
         try:
             class_counts = self._write_annotations(handles)
         finally:
             for fh in handles:
-                fh.write("]}")
+                fh.write(b"]}")
                 fh.close()
         if self.opt.copy_images:
             self._place_images(root, per_split)
@@ -553,17 +646,22 @@ class _Merger:
         dup_targets = {im.kept for i, im in enumerate(images) if im.kept != i}
         seen_on_target: dict[tuple, int] = {}
         next_id = [1, 1, 1]
-        buffers: list[list[str]] = [[], [], []]
+        buffers: list[list[bytes]] = [[], [], []]
         written = [False, False, False]
         class_counts = [[0] * ncat for _ in SPLITS]
         match = _PREFIX.match
 
         def flush(sp: int) -> None:
-            handles[sp].write(("," if written[sp] else "") + ",".join(buffers[sp]))
+            handles[sp].write((b"," if written[sp] else b"") + b",".join(buffers[sp]))
             written[sp] = True
             buffers[sp].clear()
 
         for n, f in enumerate(self.files):
+            if f.span is not None:
+                self._write_parsed(f, handles, buffers, flush, next_id, tgt_split, tgt_id, dup_targets,
+                                   seen_on_target, class_counts)
+                self.progress("write", n + 1, len(self.files))
+                continue
             text, digest, _ = f.read_text()
             if digest != f.sha256:
                 raise DatasetError(f"{f.label}: changed while the merge was reading it; run the merge again")
@@ -596,15 +694,11 @@ class _Merger:
                         piece = dumps(ann)
                 next_id[sp] += 1
                 buf = buffers[sp]
-                buf.append(piece)
+                buf.append(piece.encode())
                 if len(buf) >= _FLUSH_EVERY:
                     flush(sp)
             if not careful:
-                # Counting in C over the whole file beats two increments per annotation in the loop.
-                for (sp, ci), num in Counter(zip(map(tgt_split.__getitem__, f.images), f.cats)).items():
-                    class_counts[sp][ci] += num
-                for gi in set(f.images):
-                    has_ann[images[gi].kept] = 1
+                self._count_file(f, tgt_split, class_counts)
             # Drop every reference to this text (a match object holds one) before the next file is read:
             # two texts alive at once would raise peak memory by a whole file.
             m = None
@@ -615,8 +709,66 @@ class _Merger:
                 flush(sp)
         return class_counts
 
+    def _count_file(self, f: _File, tgt_split: array, class_counts: list[list[int]]) -> None:
+        # Counting in C over the whole file beats two increments per annotation in the loop.
+        for (sp, ci), num in Counter(zip(map(tgt_split.__getitem__, f.images), f.cats)).items():
+            class_counts[sp][ci] += num
+        images, has_ann = self.images, self.has_ann
+        for gi in set(f.images):
+            has_ann[images[gi].kept] = 1
+
+    def _write_parsed(
+        self, f: _File, handles: list, buffers: list[list[bytes]], flush: Callable[[int], None], next_id: list[int],
+        tgt_split: array, tgt_id: array, dup_targets: set[int], seen_on_target: dict[tuple, int],
+        class_counts: list[list[int]],
+    ) -> None:
+        """Pass 2 over a file the fast path read: the stdlib loop's decisions, on the elements' UTF-8 bytes."""
+        data = f.dataset.tree.read_bytes(f.subset.json_rel)
+        if sha256_bytes(data) != f.sha256:
+            raise DatasetError(f"{f.label}: changed while the merge was reading it; run the merge again")
+        raws = fastjson.annotation_elements(data, f.span)
+        if raws is None:  # pragma: no cover - the digest matched, so the bytes parse as they did
+            raise DatasetError(f"{f.label}: changed while the merge was reading it; run the merge again")
+        del data  # the elements keep the buffer alive; nothing else may
+        images, has_ann = self.images, self.has_ann
+        overrides = f.overrides
+        careful = bool(overrides) or bool(dup_targets)
+        match = _PREFIX_BYTES.match
+        head = b'{"id":%d,"image_id":%d,"category_id":%d'
+        for k, idx, gi, ci in zip(range(len(f.images)), f.starts, f.images, f.cats):
+            sp = tgt_split[gi]
+            span = bytes(raws[idx])
+            if careful and (k in overrides or images[gi].kept in dup_targets):
+                on_dup = images[gi].kept in dup_targets
+                text = self._rewrite(f, k, span, gi, ci, next_id[sp], tgt_id[gi], seen_on_target, on_dup)
+                if text is None:
+                    continue
+                piece = text.encode()
+                has_ann[images[gi].kept] = 1
+                class_counts[sp][ci] += 1
+            else:
+                m = match(span)
+                if (
+                    m is not None
+                    and span.count(b'"id"') == 1
+                    and span.count(b'"image_id"') == 1
+                    and span.count(b'"category_id"') == 1
+                ):
+                    piece = head % (next_id[sp], tgt_id[gi], ci + 1) + span[m.end():]
+                else:
+                    ann = json.loads(span)
+                    ann["id"], ann["image_id"], ann["category_id"] = next_id[sp], tgt_id[gi], ci + 1
+                    piece = dumps(ann).encode()
+            next_id[sp] += 1
+            buf = buffers[sp]
+            buf.append(piece)
+            if len(buf) >= _FLUSH_EVERY:
+                flush(sp)
+        if not careful:
+            self._count_file(f, tgt_split, class_counts)
+
     def _rewrite(
-        self, f: _File, k: int, span: str, gi: int, ci: int, new_id: int, image_id: int, seen: dict[tuple, int],
+        self, f: _File, k: int, span: str | bytes, gi: int, ci: int, new_id: int, image_id: int, seen: dict[tuple, int],
         on_duplicate: bool,
     ) -> str | None:
         """Re-serialise a clipped annotation or one on a duplicated image; None when the duplicate rule drops it."""
