@@ -18,6 +18,7 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -49,6 +50,9 @@ _PREFIX_BYTES = re.compile(
     rb'\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*-?[0-9]+[ \t\n\r]*,[ \t\n\r]*"image_id"[ \t\n\r]*:[ \t\n\r]*-?[0-9]+'
     rb'[ \t\n\r]*,[ \t\n\r]*"category_id"[ \t\n\r]*:[ \t\n\r]*-?[0-9]+(?=[ \t\n\r]*[,}])'
 )
+#: The compact special case, tried first (about twice as fast); where it matches, _PREFIX_BYTES matches the
+#: same text (greedy digits, empty whitespace).
+_PREFIX_COMPACT = re.compile(rb'\{"id":-?[0-9]+,"image_id":-?[0-9]+,"category_id":-?[0-9]+(?=[,}])')
 _FLUSH_EVERY = 4096
 OUTPUT_INFO = {"description": "merged by rfdetr-trainer"}
 
@@ -427,30 +431,29 @@ class _Merger:
             note_ids(ids)
 
         img_get, cat_get = img_map.get, cat_map.get
+        get_id, get_image_id = attrgetter("id"), attrgetter("image_id")
+        get_category_id, get_bbox = attrgetter("category_id"), attrgetter("bbox")
 
         def clean(fields: list, first: int) -> bool:
             """``take`` for a batch in which every annotation is on a known image and class with its box inside
             the image, read from :class:`fastjson.Ann` fields instead of dicts; returns False, having changed
             nothing, as soon as an annotation needs anything else (``take`` then handles the batch)."""
-            gis, cis, ids = [], [], []
             try:
-                for a in fields:
-                    gi = img_get(a.image_id)
-                    ci = cat_get(a.category_id)
-                    if gi is None or ci is None or gi < 0 or ci < 0:
-                        return False
-                    bbox = a.bbox
+                # Lookups mapped in C; None (unknown) and -1 (dropped image or class) go to take.
+                gis = list(map(img_get, map(get_image_id, fields)))
+                cis = list(map(cat_get, map(get_category_id, fields)))
+                if None in gis or None in cis or min(gis) < 0 or min(cis) < 0:
+                    return False
+                for bbox, gi in zip(map(get_bbox, fields), gis):
                     if type(bbox) is not list or len(bbox) != 4:
                         return False
                     x, y, w, h = bbox
                     if not (0 < w and 0 < h and -tol <= x and -tol <= y and x + w <= right[gi]
                             and y + h <= bottom[gi]):
                         return False
-                    gis.append(gi)
-                    cis.append(ci)
-                    ids.append(a.id)
             except TypeError:  # unhashable ids, boxes of non-numbers: take's own handling applies
                 return False
+            ids = list(map(get_id, fields))
             f.n_annotations += len(fields)
             f.starts.extend(range(first, first + len(fields)))
             f.images.extend(gis)
@@ -730,12 +733,63 @@ class _Merger:
         if raws is None:  # pragma: no cover - the digest matched, so the bytes parse as they did
             raise DatasetError(f"{f.label}: changed while the merge was reading it; run the merge again")
         del data  # the elements keep the buffer alive; nothing else may
-        images, has_ann = self.images, self.has_ann
-        overrides = f.overrides
-        careful = bool(overrides) or bool(dup_targets)
-        match = _PREFIX_BYTES.match
+        careful = bool(f.overrides) or bool(dup_targets)
+        n = len(f.images)
+        for k0 in range(0, n, _FLUSH_EVERY):
+            k1 = min(k0 + _FLUSH_EVERY, n)
+            if not careful and self._write_compact(f, raws, k0, k1, buffers, flush, next_id, tgt_split, tgt_id):
+                continue
+            self._write_each(f, raws, k0, k1, buffers, flush, next_id, tgt_split, tgt_id, dup_targets,
+                             seen_on_target, class_counts, careful)
+        if not careful:
+            self._count_file(f, tgt_split, class_counts)
+
+    def _write_compact(
+        self, f: _File, raws: list, k0: int, k1: int, buffers: list[list[bytes]], flush: Callable[[int], None],
+        next_id: list[int], tgt_split: array, tgt_id: array,
+    ) -> bool:
+        """Kept annotations k0..k1 of ``f`` when every one is compact (``{"id":N,"image_id":N,"category_id":N``
+        and no second copy of those keys): the per-annotation loop's output, built with C-level maps. Returns
+        False, having written nothing, when any annotation needs the loop."""
+        spans = list(map(bytes, map(raws.__getitem__, f.starts[k0:k1])))
+        matches = list(map(_PREFIX_COMPACT.match, spans))
+        if None in matches:
+            return False
+        rests = [s[m.end():] for s, m in zip(spans, matches)]
+        if any(b'"id"' in r or b'"image_id"' in r or b'"category_id"' in r for r in rests):
+            return False
+        gis = f.images[k0:k1]
+        sps = list(map(tgt_split.__getitem__, gis))
+        targets = set(sps)
+        if len(targets) == 1:
+            sp = sps[0]
+            ids: Any = range(next_id[sp], next_id[sp] + len(sps))
+            next_id[sp] += len(sps)
+        else:
+            counters = {sp: iter(range(next_id[sp], next_id[sp] + len(sps))) for sp in targets}
+            ids = [next(counters[sp]) for sp in sps]
+            for sp in targets:
+                next_id[sp] += sps.count(sp)
+        heads = map(b'{"id":%d,"image_id":%d,"category_id":%d'.__mod__,
+                    zip(ids, map(tgt_id.__getitem__, gis), map((1).__add__, f.cats[k0:k1])))
+        pieces = list(map(bytes.__add__, heads, rests))
+        for sp in sorted(targets):
+            buf = buffers[sp]
+            buf.extend(pieces if len(targets) == 1 else [p for p, s in zip(pieces, sps) if s == sp])
+            if len(buf) >= _FLUSH_EVERY:
+                flush(sp)
+        return True
+
+    def _write_each(
+        self, f: _File, raws: list, k0: int, k1: int, buffers: list[list[bytes]], flush: Callable[[int], None],
+        next_id: list[int], tgt_split: array, tgt_id: array, dup_targets: set[int], seen_on_target: dict[tuple, int],
+        class_counts: list[list[int]], careful: bool,
+    ) -> None:
+        """Kept annotations k0..k1 of ``f``, one at a time: the stdlib loop's decisions on UTF-8 bytes."""
+        images, has_ann, overrides = self.images, self.has_ann, f.overrides
+        match, compact = _PREFIX_BYTES.match, _PREFIX_COMPACT.match
         head = b'{"id":%d,"image_id":%d,"category_id":%d'
-        for k, idx, gi, ci in zip(range(len(f.images)), f.starts, f.images, f.cats):
+        for k, idx, gi, ci in zip(range(k0, k1), f.starts[k0:k1], f.images[k0:k1], f.cats[k0:k1]):
             sp = tgt_split[gi]
             span = bytes(raws[idx])
             if careful and (k in overrides or images[gi].kept in dup_targets):
@@ -747,14 +801,18 @@ class _Merger:
                 has_ann[images[gi].kept] = 1
                 class_counts[sp][ci] += 1
             else:
-                m = match(span)
+                m = compact(span) or match(span)
+                # The prefix holds each key exactly once and ends in a digit (no key can straddle its end),
+                # so "each key once in the span" (the stdlib loop's count test) is "none in the rest".
+                if m is not None:
+                    rest = span[m.end():]
                 if (
                     m is not None
-                    and span.count(b'"id"') == 1
-                    and span.count(b'"image_id"') == 1
-                    and span.count(b'"category_id"') == 1
+                    and b'"id"' not in rest
+                    and b'"image_id"' not in rest
+                    and b'"category_id"' not in rest
                 ):
-                    piece = head % (next_id[sp], tgt_id[gi], ci + 1) + span[m.end():]
+                    piece = head % (next_id[sp], tgt_id[gi], ci + 1) + rest
                 else:
                     ann = json.loads(span)
                     ann["id"], ann["image_id"], ann["category_id"] = next_id[sp], tgt_id[gi], ci + 1
@@ -764,8 +822,6 @@ class _Merger:
             buf.append(piece)
             if len(buf) >= _FLUSH_EVERY:
                 flush(sp)
-        if not careful:
-            self._count_file(f, tgt_split, class_counts)
 
     def _rewrite(
         self, f: _File, k: int, span: str | bytes, gi: int, ci: int, new_id: int, image_id: int, seen: dict[tuple, int],
