@@ -12,9 +12,13 @@ LOGGER_NAME = "rfdetr_trainer"
 @lru_cache(maxsize=1)
 def stderr_console() -> Any:
     """The rich console every log line and progress bar goes to."""
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=True)
+    # Piped or captured stderr (CI logs, `2> file`) gets long lines instead of rich's 80-column wrapping, so a
+    # message stays greppable on one line.
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

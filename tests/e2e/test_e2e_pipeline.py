@@ -161,3 +161,40 @@ def test_train_resumes_from_last_ckpt(run_result, tiny_dataset):
               (run_dir.parent / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1], "only the second epoch ran"
     assert Path(summary["best_checkpoint"]).is_file()
+
+
+def test_ctrl_c_then_rerun_resumes(tiny_dataset, tmp_path):
+    """Ctrl-C during training exits 130 with a hint; the same command again resumes from last.ckpt."""
+    import signal
+    import time
+
+    exe = Path(sys.executable).with_name("rfdetr-trainer")
+    args = list(TINY)
+    args[args.index("--epochs") + 1] = "2"
+    command = [str(exe), "run", "--dataset-dir", str(tiny_dataset), "--output-dir", str(tmp_path),
+               "--run-name", "int", *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RFDETR_TRAINER_", "CVAT_", "MINIO_"))}
+    metrics = tmp_path / "int" / "metrics.jsonl"
+    last = tmp_path / "int" / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline, size = time.monotonic() + 600, -1
+    while time.monotonic() < deadline:  # interrupt once the first epoch's last.ckpt is completely written
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(1.0)
+        current = last.stat().st_size if last.is_file() else -1
+        if current > 0 and current == size:
+            break
+        size = current
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    if proc.returncode == 0:
+        pytest.skip("training finished before the interrupt landed")
+    assert proc.returncode == 130, err[-3000:]
+    assert "error: interrupted (hint: rerun the same command to resume" in err
+    done_before = len(metrics.read_text().splitlines())
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming the interrupted training" in again.stderr
+    epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
+    assert epochs == [0, 1] and done_before == 1
+    shutil.rmtree(tmp_path / "int" / "checkpoints", ignore_errors=True)

@@ -7,6 +7,7 @@ and loggers to the trainer rfdetr builds (``build_trainer(callbacks=...)`` would
 
 from __future__ import annotations
 
+import signal
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,12 @@ def fit(
 
     try:
         trainer.fit(module, datamodule, ckpt_path=config.resume or None)
-    except KeyboardInterrupt:
+    except SystemExit as exc:
+        # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1), leaving SIGINT ignored; hand the CLI
+        # a KeyboardInterrupt instead, so the user hears that rerunning resumes from last.ckpt (exit 130).
+        if getattr(trainer, "interrupted", False):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt from exc
         raise
     except Exception as exc:  # surface the library's failure as one line; --debug keeps the traceback
         raise TrainingError(f"training failed: {type(exc).__name__}: {str(exc).strip()[:300]}") from exc
