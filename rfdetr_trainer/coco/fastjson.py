@@ -61,18 +61,16 @@ class Parsed:
         members: top-level members in file order, each ``(key, value)``; the ``annotations`` array's value
             is None (see ``annotations``), every other member's value is decoded (images, categories) or
             None (members the merge ignores).
-        annotations: the annotations array's elements as raw bytes spans, or None when there is no array.
-        fields: the same elements' ``id``, ``image_id``, ``category_id`` and ``bbox`` (:class:`Ann`), or None
-            when an element is not an object (the caller then decodes the raw elements it needs).
+        annotations: the annotations array's elements as raw bytes spans (``msgspec.Raw``), or None when there
+            is no array; :func:`fields` reads a batch of them.
         span: ``(start, end)`` of the annotations array in the file's bytes (BOM included), for pass 2.
     """
 
-    __slots__ = ("members", "annotations", "fields", "span")
+    __slots__ = ("members", "annotations", "span")
 
     def __init__(self) -> None:
         self.members: list[tuple[str, Any]] = []
         self.annotations: list | None = None
-        self.fields: list | None = None
         self.span = (0, 0)
 
 
@@ -87,6 +85,17 @@ def parse(data: bytes, decode_any: frozenset[str] = frozenset({"images", "catego
     with _depth_limit():
         try:
             return _parse(data, decode_any)
+        except _Error:
+            return None
+
+
+def fields(elements: list) -> list | None:
+    """The ``id``, ``image_id``, ``category_id`` and ``bbox`` (:class:`Ann`) of raw annotation elements, or
+    None when one is not an object or holds a number out of float range (the caller then decodes them with
+    the stdlib). Batches keep the objects few: a whole file's would double the merge's peak memory."""
+    with _depth_limit():
+        try:
+            return _anns.decode(b"[" + b",".join(elements) + b"]")
         except _Error:
             return None
 
@@ -138,10 +147,6 @@ def _parse(data: bytes, decode_any: frozenset[str]) -> Parsed | None:
             if key == "annotations" and data[i:i + 1] == b"[":
                 out.span = (i, i + n)
                 out.annotations = _raws.decode(raw)
-                try:
-                    out.fields = _anns.decode(raw)
-                except msgspec.ValidationError:  # an element that is not an object
-                    out.fields = None
                 out.members.append((key, None))
             elif key in decode_any:
                 out.members.append((key, _any.decode(raw)))

@@ -18,7 +18,7 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import add, attrgetter, le
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -329,12 +329,13 @@ class _Merger:
                 maps["categories"] = self._categories(f, value)
             elif key == "images":
                 maps["images"] = self._images(f, value)
-        raws, fields = parsed.annotations, parsed.fields
+        raws = parsed.annotations
         if raws and "images" in maps and "categories" in maps:
             take = self._annotation_taker(f, maps["images"], maps["categories"])
             for first in range(0, len(raws), BATCH):
                 last = min(first + BATCH, len(raws))
-                if fields is not None and take.clean(fields[first:last], first):
+                fields = fastjson.fields(raws[first:last])
+                if fields is not None and take.clean(fields, first):
                     continue
                 # The general path on exactly the dicts the stdlib scanner would have built.
                 take([json.loads(bytes(r)) for r in raws[first:last]], range(first, last), None)
@@ -444,13 +445,16 @@ class _Merger:
                 cis = list(map(cat_get, map(get_category_id, fields)))
                 if None in gis or None in cis or min(gis) < 0 or min(cis) < 0:
                     return False
-                for bbox, gi in zip(map(get_bbox, fields), gis):
-                    if type(bbox) is not list or len(bbox) != 4:
-                        return False
-                    x, y, w, h = bbox
-                    if not (0 < w and 0 < h and -tol <= x and -tol <= y and x + w <= right[gi]
-                            and y + h <= bottom[gi]):
-                        return False
+                boxes = list(map(get_bbox, fields))
+                if set(map(type, boxes)) != {list} or set(map(len, boxes)) != {4}:
+                    return False
+                # take's inline box test for every box at once. The fast path reads no NaN or infinity, so
+                # on its numbers "all w > 0" is "min(w) > 0"; anything that is not a number raises TypeError.
+                xs, ys, ws, hs = zip(*boxes)
+                if not (min(ws) > 0 and min(hs) > 0 and min(xs) >= -tol and min(ys) >= -tol
+                        and all(map(le, map(add, xs, ws), map(right.__getitem__, gis)))
+                        and all(map(le, map(add, ys, hs), map(bottom.__getitem__, gis)))):
+                    return False
             except TypeError:  # unhashable ids, boxes of non-numbers: take's own handling applies
                 return False
             ids = list(map(get_id, fields))
@@ -515,12 +519,17 @@ class _Merger:
                 raise DatasetError(f"split {name!r} would be empty", hint="add images or change the split ratios")
 
     def _class_split_counts(self) -> list[Counter[int]]:
-        counts = [Counter(), Counter(), Counter()]
+        counts: list[Counter[int]] = [Counter(), Counter(), Counter()]
         images = self.images
+        split_of = [images[im.kept].split for im in images]
         for f in self.files:
+            if f.images and min(f.images) >= 0:  # always, as take keeps none without an image: count in C
+                for (sp, ci), n in Counter(zip(map(split_of.__getitem__, f.images), f.cats)).items():
+                    counts[sp][ci] += n
+                continue
             for gi, ci in zip(f.images, f.cats):
                 if gi >= 0:
-                    counts[images[images[gi].kept].split][ci] += 1
+                    counts[split_of[gi]][ci] += 1
         return counts
 
     def _classes_into_train(self) -> None:
@@ -756,8 +765,11 @@ class _Merger:
         if None in matches:
             return False
         rests = [s[m.end():] for s, m in zip(spans, matches)]
-        if any(b'"id"' in r or b'"image_id"' in r or b'"category_id"' in r for r in rests):
+        # Searched in one string: each rest ends in "}" and no key holds one, so none spans two rests.
+        joined = b"}".join(rests)
+        if b'"id"' in joined or b'"image_id"' in joined or b'"category_id"' in joined:
             return False
+        del joined
         gis = f.images[k0:k1]
         sps = list(map(tgt_split.__getitem__, gis))
         targets = set(sps)
