@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,8 @@ class TaskManager:
                 task.close()
         except Exception as exc:
             log.warning("ClearML task did not close cleanly: %s", exc)
-        return Path(folder) if folder else None
+        # a task that isn't offline answers with a clearml stub object rather than None
+        return Path(folder) if isinstance(folder, (str, os.PathLike)) else None
 
     # ------------------------------------------------------------------------------------------ parameters
 
