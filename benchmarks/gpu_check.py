@@ -71,10 +71,12 @@ def theirs(data: Path, out: Path) -> float:
 
 def compare(results: Path) -> int:
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    rate = {side: statistics.median(r["images_per_s"] for r in rows if r["side"] == side) for side in ("ours", "theirs")}
+    rate = {side: statistics.median(r["images_per_s"] for r in rows if r["side"] == side)
+            for side in ("ours", "theirs")}
     ratio = rate["ours"] / rate["theirs"]
+    verdict = "OK" if ratio >= 0.98 else "BELOW GOAL"
     print(f"rfdetr-trainer: {rate['ours']:.1f} images/s   rfdetr: {rate['theirs']:.1f} images/s   "
-          f"ratio {ratio:.3f} (goal >= 0.98) -> {'OK' if ratio >= 0.98 else 'BELOW GOAL'}")
+          f"ratio {ratio:.3f} (goal >= 0.98) -> {verdict}")
     print(json.dumps({"ours_images_per_s": rate["ours"], "theirs_images_per_s": rate["theirs"], "ratio": ratio,
                       "runs": rows}))
     return 0

@@ -12,7 +12,8 @@ import pytest
 
 #: Variables a developer's shell or a clearml-agent may set that would change what these tests see.
 #: CLEARML_PROC_MASTER_ID is set by Task.init for child processes: a child run with it attaches to that task.
-CLEARML_VARS = ("CLEARML_CONFIG_FILE", "CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID", "CLEARML_TASK_ID", "CLEARML_API_HOST", "CLEARML_WEB_HOST", "CLEARML_FILES_HOST",
+CLEARML_VARS = ("CLEARML_CONFIG_FILE", "CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID", "CLEARML_TASK_ID",
+                "CLEARML_API_HOST", "CLEARML_WEB_HOST", "CLEARML_FILES_HOST",
                 "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY", "CLEARML_OFFLINE_MODE",
                 "RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "WORLD_SIZE", "SLURM_PROCID")
 
