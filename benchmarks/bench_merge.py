@@ -8,8 +8,12 @@ includes the ~20 MB interpreter) and, at 1x, the Python heap peak (tracemalloc, 
 tracing slows it down). Datumaro (imported, union-merged and, separately timed, exported) runs in its own
 virtual environment, installed from PyPI when missing; it is skipped with a note when that fails.
 
+The merge reads well-formed files through msgspec when it is installed (``rfdetr_trainer.coco.fastjson``);
+``--stdlib`` also times the stdlib-only path at the first scale, in the same run, for comparison.
+
 Usage:
-    python benchmarks/bench_merge.py [--scales 1 2 4] [--repeat 2] [--datumaro-python PATH | --no-datumaro]
+    python benchmarks/bench_merge.py [--scales 1 2 4] [--repeat 2] [--stdlib]
+                                     [--datumaro-python PATH | --no-datumaro]
 """
 
 from __future__ import annotations
@@ -87,9 +91,11 @@ def make_inputs(work: Path, scale: int) -> tuple[list[Path], int]:
 OURS = r"""
 import json, resource, sys, time, tracemalloc
 from pathlib import Path
+from rfdetr_trainer.coco import fastjson
 from rfdetr_trainer.coco.merge import MergeOptions, merge_datasets
 from rfdetr_trainer.coco.source import SourceRef
 args = json.loads(sys.argv[1])
+fastjson.enabled = fastjson.enabled and not args.get("stdlib")
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if args["trace"]:
     tracemalloc.start()
@@ -98,7 +104,8 @@ result = merge_datasets([SourceRef(Path(p), Path(p).name) for p in args["inputs"
                         MergeOptions(copy_images=False, split_mode="keep"))
 seconds = time.perf_counter() - t
 heap = tracemalloc.get_traced_memory()[1] if args["trace"] else None
-print(json.dumps({"seconds": seconds, "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+print(json.dumps({"reader": "msgspec" if fastjson.enabled else "stdlib json",
+                  "seconds": seconds, "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                   "baseline_rss": base * 1024, "heap_peak": heap, "annotations": result.counts["annotations"],
                   "images": result.counts["images"]}))
 """
@@ -161,6 +168,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per scale; the fastest is reported")
     parser.add_argument("--datumaro-python", default=None)
     parser.add_argument("--no-datumaro", action="store_true")
+    parser.add_argument("--stdlib", action="store_true", help="also time the stdlib-only reader at the first scale")
     parser.add_argument("--workdir", type=Path, default=None, help="keep generated inputs here between runs")
     opts = parser.parse_args()
 
@@ -182,7 +190,7 @@ def main() -> None:
                 shutil.rmtree(out, ignore_errors=True)
                 best = r if best is None or r["seconds"] < best["seconds"] else best
             rows.append((scale, size, best))
-        print("\nrfdetr-trainer merge (annotations only, stdlib json):")
+        print(f"\nrfdetr-trainer merge (annotations only, {rows[0][2]['reader']} reader):")
         print(f"  {'scale':>5} {'input JSON':>11} {'annotations':>12} {'seconds':>8} {'s/100k ann':>10} "
               f"{'vs linear':>9} {'peak RSS':>9} {'RSS/input':>9}")
         base_rate = rows[0][2]["seconds"] / rows[0][0]
@@ -191,6 +199,15 @@ def main() -> None:
                   f"{r['seconds'] / r['annotations'] * 1e5:>10.3f} {r['seconds'] / scale / base_rate:>9.2f} "
                   f"{mb(r['maxrss']):>9} {r['maxrss'] / size:>9.2f}")
         print(f"  (interpreter + imports before the merge: {mb(rows[0][2]['baseline_rss'])} of each peak RSS)")
+        if opts.stdlib:
+            scale, size, _ = rows[0]
+            inputs, _ = make_inputs(work, scale)
+            slow = min((run_child(sys.executable, OURS, {"inputs": [str(p) for p in inputs], "out": str(work / "outs"),
+                                                         "trace": False, "stdlib": True}, env)
+                        for _ in range(opts.repeat)), key=lambda r: r["seconds"])
+            shutil.rmtree(work / "outs", ignore_errors=True)
+            print(f"  stdlib-only reader at {scale}x: {slow['seconds']:.2f} s, peak RSS {mb(slow['maxrss'])} "
+                  f"({slow['maxrss'] / size:.2f}x input)")
 
         inputs1, size1 = make_inputs(work, opts.scales[0])
         traced = run_child(sys.executable, OURS, {"inputs": [str(p) for p in inputs1], "out": str(work / "outt"),

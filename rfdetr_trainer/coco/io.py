@@ -8,7 +8,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,20 @@ def dumps(value: Any) -> str:
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_later(data: bytes) -> Callable[[], str]:
+    """Start hashing ``data`` on a thread (hashlib releases the GIL) and return a function that waits for
+    the hex digest, so a large file is hashed while the caller parses it."""
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(sha256_bytes(data)), daemon=True)
+    worker.start()
+
+    def wait() -> str:
+        worker.join()
+        return result[0]
+
+    return wait
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

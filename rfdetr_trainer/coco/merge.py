@@ -24,7 +24,7 @@ from typing import Any
 
 from rfdetr_trainer.coco import fastjson
 from rfdetr_trainer.coco.classmap import ClassMap
-from rfdetr_trainer.coco.io import decode_text, dumps, sha256_bytes, staging_dir
+from rfdetr_trainer.coco.io import decode_text, dumps, sha256_bytes, sha256_later, staging_dir
 from rfdetr_trainer.coco.layout import Dataset, Subset, open_dataset, safe_relpath
 from rfdetr_trainer.coco.manifest import MANIFEST_NAME, MANIFEST_VERSION, findings_section, write_manifest
 from rfdetr_trainer.coco.reader import BATCH, walk_coco
@@ -285,8 +285,10 @@ class _Merger:
 
     def _read_file(self, f: _File) -> None:
         data = f.read_bytes()
-        f.sha256, f.nbytes = sha256_bytes(data), len(data)
+        digest = sha256_later(data)
+        f.nbytes = len(data)
         parsed = fastjson.parse(data)
+        f.sha256 = digest()
         if parsed is not None:
             del data
             self._read_parsed(f, parsed)
@@ -593,7 +595,8 @@ class _Merger:
             else:
                 name = original  # the common flat name needs no path parsing
             taken = used[im.split]
-            if name.casefold() in taken:
+            key = name.casefold()
+            if key in taken:
                 stem, ext = os.path.splitext(name)
                 n = 1
                 while f"{stem}_{n}{ext}".casefold() in taken:
@@ -602,7 +605,8 @@ class _Merger:
                 self.renamed += 1
                 first_rename = first_rename or (original, candidate)
                 name = candidate
-            taken.add(name.casefold())
+                key = name.casefold()
+            taken.add(key)
             im.out_name = name
         if self.renamed:
             old, new = first_rename
@@ -736,10 +740,9 @@ class _Merger:
     ) -> None:
         """Pass 2 over a file the fast path read: the stdlib loop's decisions, on the elements' UTF-8 bytes."""
         data = f.dataset.tree.read_bytes(f.subset.json_rel)
-        if sha256_bytes(data) != f.sha256:
-            raise DatasetError(f"{f.label}: changed while the merge was reading it; run the merge again")
+        digest = sha256_later(data)
         raws = fastjson.annotation_elements(data, f.span)
-        if raws is None:  # pragma: no cover - the digest matched, so the bytes parse as they did
+        if digest() != f.sha256 or raws is None:  # raws is None only when the file changed
             raise DatasetError(f"{f.label}: changed while the merge was reading it; run the merge again")
         del data  # the elements keep the buffer alive; nothing else may
         careful = bool(f.overrides) or bool(dup_targets)
