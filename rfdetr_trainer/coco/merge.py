@@ -434,6 +434,8 @@ class _Merger:
             note_ids(ids)
 
         img_get, cat_get = img_map.get, cat_map.get
+        sizes = set(zip(right.values(), bottom.values()))
+        one_size = sizes.pop() if len(sizes) == 1 else None
         get_id, get_image_id = attrgetter("id"), attrgetter("image_id")
         get_category_id, get_bbox = attrgetter("category_id"), attrgetter("bbox")
 
@@ -453,9 +455,13 @@ class _Merger:
                 # take's inline box test for every box at once. The fast path reads no NaN or infinity, so
                 # on its numbers "all w > 0" is "min(w) > 0"; anything that is not a number raises TypeError.
                 xs, ys, ws, hs = zip(*boxes)
-                if not (min(ws) > 0 and min(hs) > 0 and min(xs) >= -tol and min(ys) >= -tol
-                        and all(map(le, map(add, xs, ws), map(right.__getitem__, gis)))
-                        and all(map(le, map(add, ys, hs), map(bottom.__getitem__, gis)))):
+                if not (min(ws) > 0 and min(hs) > 0 and min(xs) >= -tol and min(ys) >= -tol):
+                    return False
+                if one_size:  # every image of the file has the same size (the usual export)
+                    if not (max(map(add, xs, ws)) <= one_size[0] and max(map(add, ys, hs)) <= one_size[1]):
+                        return False
+                elif not (all(map(le, map(add, xs, ws), map(right.__getitem__, gis)))
+                          and all(map(le, map(add, ys, hs), map(bottom.__getitem__, gis)))):
                     return False
             except TypeError:  # unhashable ids, boxes of non-numbers: take's own handling applies
                 return False
