@@ -33,6 +33,11 @@ def run_command(
     settings = load(locals())
     with stdout_to_stderr():
         result = run(settings)
+    if result is None:  # a DDP rank other than 0: rank 0 reports
+        return
+    if result.enqueued:
+        print(f"enqueued: ClearML task {result.enqueued['task_id']} on queue {result.enqueued['queue']}")
+        return
     if json_out:
         emit(result.manifest, as_json=True)
         return

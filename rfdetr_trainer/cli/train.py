@@ -18,7 +18,7 @@ def train_command(
     run_name: o.RunName = None, tensorboard: o.TensorBoard = None, strict: o.Strict = None,
     clearml: o.ClearML = None, project_name: o.ProjectName = None, task_name: o.TaskName = None,
     tags: o.Tags = None, clearml_offline: o.ClearMLOffline = None, clearml_required: o.ClearMLRequired = None,
-    config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
+    remote: o.Remote = None, config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
 ) -> None:
     """Train RF-DETR on a dataset (validated first); the best checkpoint path is the last stdout line."""
     from rfdetr_trainer.pipeline.stages import train_stage
@@ -26,4 +26,9 @@ def train_command(
     settings = load(locals())
     with stdout_to_stderr():
         result = train_stage(settings)
+    if result is None:  # a DDP rank other than 0: rank 0 prints the checkpoint
+        return
+    if getattr(result, "enqueued", None):
+        print(f"enqueued: ClearML task {result.enqueued}")
+        return
     emit(result.to_dict(), as_json=json_out, last_line=None if json_out else str(result.best_checkpoint))

@@ -30,6 +30,11 @@ class RunResult:
     def artifacts(self) -> dict[str, str]:
         return dict(self.manifest.get("artifacts", {}))
 
+    @property
+    def enqueued(self) -> dict[str, str] | None:
+        """The ClearML task and queue when the run was sent to a clearml-agent instead of running here."""
+        return self.manifest.get("enqueued")
+
 
 def sample_image(dataset_dir: Path) -> tuple[str, Path | None]:
     """The split predict runs on (test, else valid) and a real image from it for export parity."""
@@ -45,16 +50,34 @@ def sample_image(dataset_dir: Path) -> tuple[str, Path | None]:
     return "valid", None
 
 
-def run(settings: Settings, *, progress: Any = None, extra_callbacks: list[Any] | None = None) -> RunResult:
-    """Run every stage on ``settings``; each stage's outputs are recorded in ``run_manifest.json``."""
+def run(settings: Settings, *, progress: Any = None) -> RunResult | None:
+    """Run every stage on ``settings``; each stage's outputs are recorded in ``run_manifest.json``.
+
+    Returns None on DDP ranks other than 0, which only train; a RunResult naming the queued task when the run
+    was sent to a clearml-agent queue (``--remote``).
+    """
+    from rfdetr_trainer.pipeline.stages import named_run
+    from rfdetr_trainer.pipeline.tracking import tracking
+
+    settings = named_run(settings)
+    paths = run_paths(settings.experiment.output_dir, settings.experiment.run_name)
+    with tracking(settings, paths.root.name) as tracker:
+        if tracker.enqueued:
+            return RunResult(paths, {"enqueued": {"task_id": tracker.enqueued,
+                                                  "queue": settings.experiment.clearml.remote_queue}})
+        return _stages(tracker.settings, paths, tracker, progress)
+
+
+def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) -> RunResult | None:
+    from rfdetr_trainer.distributed import is_rank_zero
     from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
     from rfdetr_trainer.integrations.rfdetr.inference import load_model
+    from rfdetr_trainer.pipeline.stages import fetch_stage
     from rfdetr_trainer.services import export as export_stage
-    from rfdetr_trainer.services import fetch as fetch_stage
     from rfdetr_trainer.services import predict as predict_stage
     from rfdetr_trainer.services import train as train_stage
 
-    paths = run_paths(settings.experiment.output_dir, settings.experiment.run_name)
+    rank_zero = is_rank_zero()
     previous = load_manifest(paths.manifest)
     manifest: dict[str, Any] = {
         "rfdetr_trainer": __version__,
@@ -68,11 +91,13 @@ def run(settings: Settings, *, progress: Any = None, extra_callbacks: list[Any] 
     def record(stage: str, result: dict[str, Any], **artifacts: Any) -> None:
         manifest["stages"][stage] = {"status": "done", **result}
         manifest["artifacts"].update({k: str(v) for k, v in artifacts.items() if v is not None})
-        save_manifest(paths.manifest, manifest)
+        if rank_zero:
+            save_manifest(paths.manifest, manifest)
 
     log.info("run folder: %s", paths.root)
-    fetched = fetch_stage.fetch(settings.data, progress=progress)
+    fetched = fetch_stage(settings)
     record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
+    tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
     notes = {"dataset_dir": str(fetched.dataset_dir), "dataset_manifest": str(fetched.manifest_path or ""),
              "sources": [s.origin for s in fetched.sources]}
 
@@ -84,6 +109,7 @@ def run(settings: Settings, *, progress: Any = None, extra_callbacks: list[Any] 
         manifest["artifacts"].update({k: v for k, v in previous.get("artifacts", {}).items()
                                       if k in {"best_checkpoint", "checkpoints", "tensorboard", "metrics"}})
         best_checkpoint = Path(best)
+        class_names, final_metrics = done.get("class_names", []), done.get("final_metrics", {})
     else:
         training = settings.training
         if training.resume is None and (paths.checkpoints / "last.ckpt").is_file():
@@ -92,11 +118,17 @@ def run(settings: Settings, *, progress: Any = None, extra_callbacks: list[Any] 
         trained = train_stage.train(
             settings.model, training, fetched.dataset_dir, paths,
             tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict, validate=False,
-            extra_callbacks=extra_callbacks, notes=notes,
+            extra_callbacks=tracker.callbacks, notes=notes,
         )
+        if not rank_zero:
+            return None
         best_checkpoint = trained.best_checkpoint
+        class_names, final_metrics = trained.class_names, trained.final_metrics
         record("train", trained.to_dict(), best_checkpoint=trained.best_checkpoint,
                checkpoints=trained.checkpoints_dir, tensorboard=trained.tensorboard_dir, metrics=trained.metrics_path)
+        tracker.log_model(best_checkpoint, name="best", class_names=class_names, metrics=final_metrics)
+    if not rank_zero:
+        return None
 
     model = load_model(check_checkpoint(best_checkpoint))
     split, image = sample_image(fetched.dataset_dir)
@@ -107,6 +139,8 @@ def run(settings: Settings, *, progress: Any = None, extra_callbacks: list[Any] 
 
     exported = export_stage.export(model, settings.export, paths.exports, sample_image=image)
     record("export", exported.to_dict(), **{f"export_{k}": v for k, v in exported.files.items()})
+    for fmt, path in exported.files.items():
+        tracker.log_model(path, name=fmt, class_names=class_names, metrics={**final_metrics, **predicted.metrics})
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     save_manifest(paths.manifest, manifest)
     if settings.data.minio.upload_to:

@@ -6,31 +6,67 @@ sits in) and calls the stage's service; ``runner.run`` chains the same services.
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
+from rfdetr_trainer.distributed import is_rank_zero
 from rfdetr_trainer.pipeline.context import RunPaths, ensure_writable, run_paths
-from rfdetr_trainer.settings import Settings
+from rfdetr_trainer.settings import ENV_PREFIX, Settings
+
+RUN_NAME_VARIABLE = f"{ENV_PREFIX}EXPERIMENT__RUN_NAME"
+
+
+def named_run(settings: Settings) -> Settings:
+    """Settings with a run name every process of a multi-process run agrees on.
+
+    Lightning's DDP launcher re-executes the command line for each extra device, and torchrun starts every rank
+    at once: a timestamp taken in each would name different folders. The name goes into the environment, which
+    re-executed children read through the settings layer.
+    """
+    if settings.experiment.run_name:
+        return settings
+    elastic = os.environ.get("TORCHELASTIC_RUN_ID")
+    name = f"run-{elastic}" if elastic and elastic != "none" else time.strftime("run-%Y%m%d-%H%M%S")
+    os.environ[RUN_NAME_VARIABLE] = name
+    return settings.model_copy(update={"experiment": settings.experiment.model_copy(update={"run_name": name})})
 
 
 def fetch_stage(settings: Settings) -> Any:
-    """Fetch and lay out the configured sources."""
+    """Fetch and lay out the configured sources (rank 0 only; other ranks get the path rank 0 prepared)."""
     from rfdetr_trainer.integrations.progress import stderr_progress
-    from rfdetr_trainer.services.fetch import fetch
+    from rfdetr_trainer.services.fetch import FetchResult, fetch, prepared_dir
 
+    if not is_rank_zero():
+        return FetchResult(prepared_dir(settings.data), [])
     with stderr_progress() as progress:
         return fetch(settings.data, progress=progress)
 
 
 def train_stage(settings: Settings) -> Any:
-    """Fetch (local folders are used in place) and train; returns the TrainResult."""
+    """Fetch (local folders are used in place) and train with tracking; the TrainResult, or None off rank 0."""
+    from rfdetr_trainer.pipeline.tracking import tracking
     from rfdetr_trainer.services.train import train
 
+    settings = named_run(settings)
     paths = run_paths(settings.experiment.output_dir, settings.experiment.run_name)
-    fetched = fetch_stage(settings)
-    return train(settings.model, settings.training, fetched.dataset_dir, paths,
-                 tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict, validate=False,
-                 notes={"dataset_dir": str(fetched.dataset_dir), "sources": [s.origin for s in fetched.sources]})
+    with tracking(settings, paths.root.name) as tracker:
+        if tracker.enqueued:
+            return tracker
+        settings = tracker.settings
+        fetched = fetch_stage(settings)
+        tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
+        result = train(settings.model, settings.training, fetched.dataset_dir, paths,
+                       tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict,
+                       validate=False, extra_callbacks=tracker.callbacks,
+                       notes={"dataset_dir": str(fetched.dataset_dir),
+                              "sources": [s.origin for s in fetched.sources]})
+        if not is_rank_zero():
+            return None
+        tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
+                          metrics=result.final_metrics)
+        return result
 
 
 def run_folder_of(checkpoint: Path) -> RunPaths | None:

@@ -60,6 +60,16 @@ def collect_sources(data: DataConfig, *, progress: Any = None) -> list[SourceRef
     return refs
 
 
+def prepared_dir(data: DataConfig) -> Path:
+    """Where :func:`fetch` leaves the dataset, without fetching: for DDP ranks other than 0, which must not race
+    rank 0's merge and only need the path."""
+    dirs = data.local.dataset_dirs
+    if (data.resolved_source() == "local" and len(dirs) == 1 and data.split.mode == "keep"
+            and data.class_map is None and (Path(dirs[0]) / "train" / "_annotations.coco.json").is_file()):
+        return Path(dirs[0])
+    return Path(data.output_dir)
+
+
 def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
     """Fetch every configured source and return an rfdetr-layout dataset folder.
 

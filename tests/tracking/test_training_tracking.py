@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 import sys
 from collections.abc import Iterator
@@ -17,12 +16,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    from rfdetr_trainer.integrations import tensorboard
-    from rfdetr_trainer.integrations.clearml import TaskManager, make_callback
+    """``rfdetr-trainer run --clearml --clearml-offline …`` as a user types it, in its own process."""
+    import json
+    import os
+    import subprocess
+
     from rfdetr_trainer.pipeline.context import RunPaths
-    from rfdetr_trainer.schemas import ModelConfig, TrainingConfig
-    from rfdetr_trainer.services.train import train
-    from rfdetr_trainer.settings import Settings
     from rfdetr_trainer.synthetic import make_dataset
 
     root = tmp_path_factory.mktemp("tracking-run")
@@ -30,32 +29,26 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     cache = isolate(mp, root)
     try:
         dataset = make_dataset(root / "dataset", num_images=16, image_size=128)
-        settings = Settings.model_validate({
-            "data": {"cvat": {"password": "pw-never-sent"}, "minio": {"secret_key": "sk-never-sent"}},
-            "experiment": {"clearml": {"enabled": True, "offline": True, "log_every_n_steps": 1,
-                                       "debug_images_every_n_epochs": 1}},
-        })
-        tm = TaskManager(settings.experiment.clearml)
-        assert tm.init_task(task_name="train-test")
-        settings = tm.connect_params(settings)
-        tm.log_dataset_info(None, dataset_dir=dataset)
-        callback = make_callback(tm, settings.experiment.clearml)
-        paths = RunPaths(root / "run")
-        training = TrainingConfig(epochs=1, batch_size=2, grad_accum_steps=1, device="cpu", num_workers=0,
-                                  resolution=128)
-        # The CLI sends the project's log to stderr (rich); a plain handler stands in for it here.
-        handler = logging.StreamHandler(sys.stderr)
-        logging.getLogger("rfdetr_trainer").addHandler(handler)
-        logging.getLogger("rfdetr_trainer").setLevel(logging.INFO)
-        result = train(ModelConfig(model_type="nano", pretrain_weights=None), training, dataset, paths,
-                       tensorboard=True, show_progress=False,
-                       extra_callbacks=[callback, *tensorboard.make_callbacks(every_n_epochs=1)])
-        logging.getLogger("rfdetr_trainer").removeHandler(handler)
-        tm.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
-                     metrics=result.final_metrics)
-        folder = tm.close()
-        yield SimpleNamespace(session=only_session(cache), folder=folder, result=result, paths=paths,
-                              callback=callback)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RFDETR_TRAINER_", "CVAT_", "MINIO_"))}
+        env.update(CVAT_PASSWORD="pw-never-sent", MINIO_SECRET_KEY="sk-never-sent", PYTHONUNBUFFERED="1",
+                   RFDETR_TRAINER_EXPERIMENT__CLEARML__LOG_EVERY_N_STEPS="1")
+        command = [sys.executable, "-m", "rfdetr_trainer", "run", "--dataset-dir", str(dataset), "--output-dir",
+                   str(root / "runs"), "--run-name", "tracked", "--pretrain-weights", "none", "--epochs", "1",
+                   "--batch-size", "2", "--grad-accum-steps", "1", "--resolution", "128", "--device", "cpu",
+                   "--num-workers", "0", "--clearml", "--clearml-offline", "--project-name", "rfdetr-tests",
+                   "--tags", "production", "v1.0", "--export-format", "onnx"]
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, cwd=root)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        paths = RunPaths(root / "runs" / "tracked")
+        manifest = json.loads(paths.manifest.read_text())
+        result = SimpleNamespace(
+            best_checkpoint=Path(manifest["artifacts"]["best_checkpoint"]),
+            class_names=manifest["stages"]["train"]["class_names"],
+            final_metrics=manifest["stages"]["train"]["final_metrics"],
+            onnx=Path(manifest["artifacts"]["export_onnx"]),
+        )
+        yield SimpleNamespace(session=only_session(cache), result=result, paths=paths, stdout=proc.stdout,
+                              stderr=proc.stderr)
     finally:
         reset_clearml()
         mp.undo()
@@ -71,7 +64,6 @@ def test_clearml_epoch_and_step_scalars(run: SimpleNamespace) -> None:
     assert [it for it, _ in steps] == list(range(1, len(steps) + 1)) and len(steps) >= 4  # every step
     per_class = {series for (title, series) in scalars if title == "val AP per class"}
     assert per_class <= {"square", "circle", "triangle"}
-    assert run.callback.reported_epochs == [0]
     assert scalars[("val", "mAP_50")][0][1] == pytest.approx(run.result.final_metrics["val/mAP_50"])
 
 
@@ -80,13 +72,20 @@ def test_clearml_debug_images_console_and_model(run: SimpleNamespace) -> None:
     assert (image["metric"], image["variant"], image["iter"]) == ("predictions", "valid", 0)
     assert Path(image["url"]).is_file() and Path(image["url"]).stat().st_size > 1000
     assert "epoch 1" in run.session.log  # the project's own log lines (stderr) are the console log
-    (model,) = run.session.task["offline_output_models"]
-    assert model["init"]["label_enumeration"] == {n: i for i, n in enumerate(run.result.class_names)}
-    assert set(model["init"]["config_dict"]["metrics"]) >= {"val/mAP_50", "val/mAP_50_95"}
-    assert Path(model["weights"]["weights_filename"]).stat().st_size == run.result.best_checkpoint.stat().st_size
+    best, onnx = run.session.task["offline_output_models"]  # the best checkpoint, then the exported model
+    for model in (best, onnx):
+        assert model["init"]["label_enumeration"] == {n: i for i, n in enumerate(run.result.class_names)}
+        assert set(model["init"]["config_dict"]["metrics"]) >= {"val/mAP_50", "val/mAP_50_95"}
+    assert Path(best["weights"]["weights_filename"]).stat().st_size == run.result.best_checkpoint.stat().st_size
+    assert Path(onnx["weights"]["weights_filename"]).stat().st_size == run.result.onnx.stat().st_size
     text = run.session.all_text()
     assert "pw-never-sent" not in text and "sk-never-sent" not in text
-    assert run.session.hyperparams()["training"]["epochs"] == "50"  # the connected Settings, not the test's run
+    assert "pw-never-sent" not in run.stdout + run.stderr
+    hyper = run.session.hyperparams()
+    assert hyper["training"]["epochs"] == "1" and hyper["model"]["model_type"] == "nano"
+    assert not any("password" in key or "secret" in key for values in hyper.values() for key in values)
+    assert set(run.session.task.get("tags") or []) >= {"production", "v1.0"}
+    assert run.stdout.strip().splitlines()[-1].startswith("manifest: ")  # ClearML's banners stay off stdout
 
 
 def test_clearml_dataset_tables(run: SimpleNamespace) -> None:

@@ -1,0 +1,86 @@
+"""Experiment tracking around a run: ClearML task, its callbacks, TensorBoard prediction images.
+
+One place for what ``run`` and ``train`` both do, so each stays a straight line of stage calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rfdetr_trainer.logs import get_logger
+from rfdetr_trainer.settings import Settings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Tracker:
+    """The run's trackers; every method is a no-op where tracking is off or on a non-zero rank."""
+
+    settings: Settings
+    task_manager: Any = None
+    enqueued: str | None = None  # the ClearML task id when the run was sent to a clearml-agent queue
+    callbacks: list[Any] = field(default_factory=list)
+
+    def log_dataset(self, manifest_path: Path | None, dataset_dir: Path) -> None:
+        if self.task_manager is None:
+            return
+        import json
+
+        manifest = None
+        if manifest_path and Path(manifest_path).is_file():
+            manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+        self.task_manager.log_dataset_info(manifest, dataset_dir=dataset_dir)
+
+    def log_model(self, path: Path, *, name: str, class_names: list[str], metrics: dict[str, float]) -> None:
+        if self.task_manager is not None:
+            self.task_manager.log_model(path, name=name, class_names=class_names, metrics=metrics)
+
+
+@contextlib.contextmanager
+def tracking(settings: Settings, run_name: str, *, argv: list[str] | None = None) -> Iterator[Tracker]:
+    """Open the run's trackers; the yielded ``tracker.settings`` hold any values edited in the ClearML UI.
+
+    Args:
+        settings: the run's settings.
+        run_name: default ClearML task name.
+        argv: the command line, for ``--remote`` (default ``sys.argv[1:]``).
+
+    Raises:
+        TrackingError: ClearML is required but unavailable, or ``--remote`` without a task.
+    """
+    tracker = Tracker(settings)
+    manager = None
+    if settings.experiment.clearml.enabled:
+        from rfdetr_trainer.integrations.clearml import TaskManager, enqueue_remote, make_callback
+
+        manager = TaskManager(settings.experiment.clearml)
+        if manager.init_task(task_name=run_name):
+            tracker.task_manager = manager
+            tracker.settings = settings = manager.connect_params(settings)
+            tracker.callbacks.append(make_callback(manager, settings.experiment.clearml))
+        queue = settings.experiment.clearml.remote_queue
+        if queue and enqueue_remote(manager, queue, argv=argv if argv is not None else sys.argv[1:]):
+            tracker.enqueued = str(manager.task.id)
+    elif settings.experiment.clearml.remote_queue:
+        from rfdetr_trainer.errors import TrackingError
+
+        raise TrackingError("--remote needs ClearML tracking", hint="add --clearml")
+    if settings.experiment.logging.tensorboard:
+        from rfdetr_trainer.integrations import tensorboard
+
+        tracker.callbacks.extend(
+            tensorboard.make_callbacks(every_n_epochs=settings.experiment.clearml.debug_images_every_n_epochs))
+    try:
+        yield tracker
+    except BaseException:
+        if manager is not None:
+            manager.close(failed=True)
+        raise
+    if manager is not None:
+        manager.close()
