@@ -15,9 +15,10 @@ LOG="$OUT/gpu_check.log"; RESULTS="$OUT/gpu_check_results.jsonl"; : > "$RESULTS"
 say() { echo "[gpu_check] $*" | tee -a "$LOG" >&2; }
 
 # Not on the GPU image (KINDS.md), needed to import rfdetr's trainer and ours; pinned to what the CPU venv runs.
-WHEELS=(rfdetr==1.11.2 supervision pyDeprecate "torchmetrics==1.8.2" hotcoco==1.0.1 faster-coco-eval
+WHEELS=(rfdetr==1.11.2 supervision "pyDeprecate==0.9.0" "torchmetrics==1.8.2" hotcoco==1.0.1 faster-coco-eval
         ultrafast-pycocotools vernier pycocotools simplejpeg torch-hungarian==0.1.0rc0 pydantic-settings python-dotenv
-        clearml furl orderedmultidict pathlib2 jsonschema referencing jsonschema-specifications rpds-py)
+        clearml furl orderedmultidict pathlib2 jsonschema referencing jsonschema-specifications rpds-py
+        "pydantic==2.14.4" "pydantic-core==2.50.5" annotated-types typing-inspection)
 
 if [[ "${1:-}" == "wheels" ]]; then
   mkdir -p .whl && grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
