@@ -18,6 +18,7 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import add, attrgetter, le
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -53,6 +54,9 @@ _PREFIX_BYTES = re.compile(
 #: The compact special case, tried first (about twice as fast); where it matches, _PREFIX_BYTES matches the
 #: same text (greedy digits, empty whitespace).
 _PREFIX_COMPACT = re.compile(rb'\{"id":-?[0-9]+,"image_id":-?[0-9]+,"category_id":-?[0-9]+(?=[,}])')
+#: The same, capturing the rest of the element (the chunked writer matches msgspec.Raw buffers directly).
+_COMPACT_REST = re.compile(_PREFIX_COMPACT.pattern + rb"(.*)", re.DOTALL)
+_HEAD_REST = b'{"id":%d,"image_id":%d,"category_id":%d%b'
 _FLUSH_EVERY = 4096
 OUTPUT_INFO = {"description": "merged by rfdetr-trainer"}
 
@@ -769,11 +773,10 @@ class _Merger:
         """Kept annotations k0..k1 of ``f`` when every one is compact (``{"id":N,"image_id":N,"category_id":N``
         and no second copy of those keys): the per-annotation loop's output, built with C-level maps. Returns
         False, having written nothing, when any annotation needs the loop."""
-        spans = list(map(bytes, map(raws.__getitem__, f.starts[k0:k1])))
-        matches = list(map(_PREFIX_COMPACT.match, spans))
+        matches = list(map(_COMPACT_REST.match, map(raws.__getitem__, f.starts[k0:k1])))
         if None in matches:
             return False
-        rests = [s[m.end():] for s, m in zip(spans, matches)]
+        rests = list(map(re.Match.group, matches, repeat(1)))
         # Searched in one string: each rest ends in "}" and no key holds one, so none spans two rests.
         # All three keys end in 'id"': one search usually proves none is there.
         joined = b"}".join(rests)
@@ -792,9 +795,8 @@ class _Merger:
             ids = [next(counters[sp]) for sp in sps]
             for sp in targets:
                 next_id[sp] += sps.count(sp)
-        heads = map(b'{"id":%d,"image_id":%d,"category_id":%d'.__mod__,
-                    zip(ids, map(tgt_id.__getitem__, gis), map((1).__add__, f.cats[k0:k1])))
-        pieces = list(map(bytes.__add__, heads, rests))
+        pieces = list(map(_HEAD_REST.__mod__,
+                          zip(ids, map(tgt_id.__getitem__, gis), map((1).__add__, f.cats[k0:k1]), rests)))
         for sp in sorted(targets):
             buf = buffers[sp]
             buf.extend(pieces if len(targets) == 1 else [p for p, s in zip(pieces, sps) if s == sp])
