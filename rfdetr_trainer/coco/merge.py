@@ -18,7 +18,7 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import compress, repeat
 from operator import add, attrgetter, le
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -785,21 +785,21 @@ class _Merger:
         del joined
         gis = f.images[k0:k1]
         sps = list(map(tgt_split.__getitem__, gis))
-        targets = set(sps)
-        if len(targets) == 1:
-            sp = sps[0]
-            ids: Any = range(next_id[sp], next_id[sp] + len(sps))
-            next_id[sp] += len(sps)
-        else:
-            counters = {sp: iter(range(next_id[sp], next_id[sp] + len(sps))) for sp in targets}
-            ids = [next(counters[sp]) for sp in sps]
-            for sp in targets:
-                next_id[sp] += sps.count(sp)
-        pieces = list(map(_HEAD_REST.__mod__,
-                          zip(ids, map(tgt_id.__getitem__, gis), map((1).__add__, f.cats[k0:k1]), rests)))
-        for sp in sorted(targets):
+        targets = sorted(set(sps))
+        tids = list(map(tgt_id.__getitem__, gis))
+        cats = list(map((1).__add__, f.cats[k0:k1]))
+        for sp in targets:
+            # This split's annotations, in file order, numbered on from the split's next id.
+            if len(targets) == 1:
+                own_tids, own_cats, own_rests, count = tids, cats, rests, len(sps)
+            else:
+                mask = list(map(sp.__eq__, sps))
+                own_tids, own_cats, own_rests = compress(tids, mask), compress(cats, mask), compress(rests, mask)
+                count = mask.count(True)
             buf = buffers[sp]
-            buf.extend(pieces if len(targets) == 1 else [p for p, s in zip(pieces, sps) if s == sp])
+            buf.extend(map(_HEAD_REST.__mod__, zip(range(next_id[sp], next_id[sp] + count), own_tids, own_cats,
+                                                   own_rests)))
+            next_id[sp] += count
             if len(buf) >= _FLUSH_EVERY:
                 flush(sp)
         return True
