@@ -3,9 +3,9 @@
 Profiling the merge of large CVAT exports showed most time going into the stdlib scanner building a Python
 object for every number of every polygon, only for the merge to keep four integers per annotation and later
 re-emit the original text. msgspec can skip a value while checking its syntax (``msgspec.Raw``: the
-element's exact bytes, no objects) and decode only named fields of an object (a ``Struct``), which reads an
-export about ten times faster than ``json.loads`` (orjson, which must build every object, is barely faster
-than the stdlib here).
+element's exact bytes, no objects) and decode only named fields of an object (a ``Struct``): on a 27 MB
+CVAT export, ~0.02 s to split the annotations array and ~0.05 s for their four fields, against ~0.6-0.75 s
+for ``json.loads`` and ~0.4-0.65 s for orjson, which must build every object too.
 
 The fast path never decides anything on its own: it only accepts input on which it provably agrees with the
 stdlib path, and answers ``None`` for everything else (malformed or non-UTF-8 text, ``NaN``, lone surrogate
