@@ -2,6 +2,8 @@
 # GPU check: images/s of rfdetr-trainer vs rfdetr's own RFDETRNano(pretrain_weights=None).train(), AMP, synthetic data.
 #
 #   bash benchmarks/gpu_check.sh            # on the GPU machine, from the repo root; under 5 minutes
+#   (as run for the closing note: GPU_CHECK_STEPS=60 GPU_CHECK_EPOCHS=3 bash benchmarks/gpu_check.sh, carry .whl;
+#    H200 figures in benchmarks/results/)
 #   bash benchmarks/gpu_check.sh wheels     # HERE, before: download the wheels the GPU machine lacks into .whl/
 #
 # The GPU machine has torch but no package registry: the venv sees the system site-packages (torch, Lightning,
@@ -33,6 +35,15 @@ fi
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 if [[ -n "${GPU_CHECK_PYTHON:-}" ]]; then
   PY="$GPU_CHECK_PYTHON"
+elif python3 -c "import torch" 2>/dev/null; then
+  # The GPU image's python3 is itself a venv holding torch: a --system-site-packages venv made from it would not
+  # see torch, so the missing packages go to a target folder on PYTHONPATH instead.
+  PY="$(command -v python3)"; SITE="${GPU_CHECK_SITE:-/tmp/gpu-check-site}"
+  if compgen -G ".whl/*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" .whl/*.whl >>"$LOG" 2>&1 \
+      || say "some wheels did not install (see log)"
+  fi
+  export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 else
   VENV="${GPU_CHECK_VENV:-/tmp/gpu-check-venv}"
   python3 -m venv --system-site-packages "$VENV" >>"$LOG" 2>&1 || { say "venv failed"; exit 2; }

@@ -74,8 +74,9 @@ class MetricsLog(Callback):
 class RichProgress(Callback):
     """A rich progress bar of training steps on stderr (rfdetr's own bar is off by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, loss_every: int = 25) -> None:
         super().__init__()
+        self.loss_every = max(1, loss_every)
         self._progress: Any = None
         self._task: Any = None
 
@@ -102,6 +103,10 @@ class RichProgress(Callback):
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._progress is None or self._task is None:
             return
+        if batch_idx % self.loss_every:
+            self._progress.update(self._task, advance=1)
+            return
+        # Reading the loss waits for the GPU; doing it every step would stall the CUDA queue, so only every N.
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         number = _scalar(loss) if loss is not None else None
         self._progress.update(self._task, advance=1, loss=f"loss {number:.3f}" if number is not None else "")
