@@ -197,7 +197,8 @@ def _split_key(subset: Subset) -> str:
 
 
 def validate_dataset(
-    path: Path, *, box_fix: str = "none", check_images: bool = True, progress: Callable[[str, int, int], None] | None = None
+    path: Path, *, box_fix: str = "none", check_images: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ValidationReport:
     """Validate every annotation file of a dataset (any layout) and, optionally, its image files.
 
@@ -282,7 +283,8 @@ def validate_dataset(
                 findings.append(Finding("bad_record", "annotation ids are not numbers", label, None))
                 continue
             if img is None:
-                findings.append(Finding("unknown_image", f"image_id {ann.get('image_id')!r} names no image", label, aid))
+                findings.append(
+                    Finding("unknown_image", f"image_id {ann.get('image_id')!r} names no image", label, aid))
                 continue
             if name is None:
                 findings.append(

@@ -65,7 +65,7 @@ def test_zip_wrapped_in_a_folder_is_read(tmp_path):
 
 
 def test_loose_json_with_images_beside_it(tmp_path):
-    src = write_dataset(tmp_path / "src", {"default": SUBSETS["Train"]}, "coco")
+    write_dataset(tmp_path / "src", {"default": SUBSETS["Train"]}, "coco")
     loose = tmp_path / "src" / "annotations" / "default.json"
     moved = tmp_path / "src" / "images" / "labels.json"
     moved.write_bytes(loose.read_bytes())
