@@ -58,7 +58,9 @@ def run(settings: Settings, *, progress: Any = None) -> RunResult | None:
     """
     from rfdetr_trainer.pipeline.stages import named_run
     from rfdetr_trainer.pipeline.tracking import tracking
+    from rfdetr_trainer.services.train import preflight
 
+    preflight(settings.model, settings.training)  # fail in milliseconds, before any download
     settings = named_run(settings)
     paths = run_paths(settings.experiment.output_dir, settings.experiment.run_name)
     with tracking(settings, paths.root.name) as tracker:

@@ -47,8 +47,9 @@ def fetch_stage(settings: Settings) -> Any:
 def train_stage(settings: Settings) -> Any:
     """Fetch (local folders are used in place) and train with tracking; the TrainResult, or None off rank 0."""
     from rfdetr_trainer.pipeline.tracking import tracking
-    from rfdetr_trainer.services.train import train
+    from rfdetr_trainer.services.train import preflight, train
 
+    preflight(settings.model, settings.training)  # fail in milliseconds, before any download
     settings = named_run(settings)
     paths = run_paths(settings.experiment.output_dir, settings.experiment.run_name)
     with tracking(settings, paths.root.name) as tracker:

@@ -74,6 +74,19 @@ def validate_dataset(dataset_dir: Path, *, strict: bool) -> Any:
     return report
 
 
+def preflight(model_cfg: ModelConfig, training: TrainingConfig) -> tuple[Any, int, str | None, Path | None]:
+    """Check what can fail before any data moves or rfdetr is imported: model type, resolution, weights, resume.
+
+    Returns:
+        The model spec, the resolution to train at, the weights for rfdetr, and the checkpoint to resume from.
+    """
+    spec = get_spec(model_cfg.model_type)
+    resolution = check_resolution(spec, training.resolution)
+    weights = resolve_weights(spec, model_cfg.pretrain_weights)
+    resume = find_resume_checkpoint(training.resume) if training.resume else None
+    return spec, resolution, weights, resume
+
+
 def train(
     model_cfg: ModelConfig,
     training: TrainingConfig,
@@ -104,10 +117,7 @@ def train(
     Raises:
         ConfigError, DatasetError, CheckpointError, TrainingError.
     """
-    spec = get_spec(model_cfg.model_type)
-    resolution = check_resolution(spec, training.resolution)
-    weights = resolve_weights(spec, model_cfg.pretrain_weights)
-    resume = find_resume_checkpoint(training.resume) if training.resume else None
+    spec, resolution, weights, resume = preflight(model_cfg, training)
     if validate:
         validate_dataset(dataset_dir, strict=strict)
     else:

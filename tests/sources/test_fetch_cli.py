@@ -65,11 +65,15 @@ def test_fetch_cvat_errors_name_server_and_task(cvat_factory, monkeypatch, tmp_p
     assert "wrong" not in denied.output
 
 
-def test_design_example_without_cvat_host_fails_cleanly(tmp_path):
-    """`run --cvat-task-ids 123 456 789 --project-name MyProject --model-type large --epochs 150`."""
-    result = runner.invoke(app, ["run", "--cvat-task-ids", "123", "456", "789", "--project-name", "MyProject",
-                                 "--model-type", "large", "--epochs", "150", "--output-dir", str(tmp_path),
-                                 "--env-file", str(tmp_path / ".env")])
+def test_design_example_without_cvat_host_fails_cleanly(tmp_path, monkeypatch):
+    """`run --cvat-task-ids 123 456 789 --project-name MyProject --model-type large --epochs 150`, offline."""
+    monkeypatch.setenv("RF_HOME", str(tmp_path / "weights"))  # the published weights are not cached
+    example = ["run", "--cvat-task-ids", "123", "456", "789", "--project-name", "MyProject", "--model-type",
+               "large", "--epochs", "150", "--output-dir", str(tmp_path), "--env-file", str(tmp_path / ".env")]
+    result = runner.invoke(app, example)
+    assert result.exit_code == ConfigError.exit_code, result.output
+    assert "--pretrain-weights" in result.stderr and "Traceback" not in result.output  # checked before any fetch
+    result = runner.invoke(app, [*example, "--pretrain-weights", "none"])
     assert result.exit_code == ConfigError.exit_code, result.output
     assert "CVAT_HOST" in result.stderr and "Traceback" not in result.output
 
@@ -101,3 +105,16 @@ def test_fetch_s3_prefixes_merges_zip_and_folder(s3_bucket, moto_endpoint, monke
     assert sum(_counts(out).values()) == 12
     assert "testing-secret-key" not in result.output
     assert "testing-secret-key" not in (out / "dataset_manifest.json").read_text()
+
+
+def test_design_example_four_fails_before_any_download(monkeypatch, tmp_path):
+    """The design's base/640 example: base's block is 56, so 640 is refused at once, naming the fix."""
+    monkeypatch.setenv("CVAT_HOST", "http://127.0.0.1:9")  # nothing listens there: a download would fail
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", "token")
+    result = runner.invoke(app, [
+        "run", "--cvat-task-ids", "100", "--project-name", "ObjectDetection", "--task-name", "experiment-v1",
+        "--model-type", "base", "--epochs", "200", "--batch-size", "4", "--lr", "0.0001", "--resolution", "640",
+        "--early-stopping", "--early-stopping-patience", "20", "--export-format", "onnx", "--tags", "production",
+        "v1.0", "--output-dir", str(tmp_path), "--env-file", str(tmp_path / ".env")])
+    assert result.exit_code == ConfigError.exit_code, result.output
+    assert "640 is not divisible by 56" in result.stderr and "616 or 672" in result.stderr
