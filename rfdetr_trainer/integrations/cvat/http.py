@@ -270,14 +270,12 @@ class CvatHttp:
         )
 
 
-class HttpDownloader(Downloader):
-    """Current REST flow: POST export, poll ``/api/requests``, download ``result_url``."""
+class HttpBackedDownloader(Downloader):
+    """A downloader that talks to CVAT through the project's own :class:`CvatHttp` client."""
 
-    name = "http"
-
-    def __init__(self, conn: Connection, transport: CvatHttp | None = None) -> None:
+    def __init__(self, conn: Connection, transport: CvatHttp) -> None:
         super().__init__(conn)
-        self.http = transport or CvatHttp(conn, "/api")
+        self.http = transport
 
     def open(self) -> None:
         self.http.ensure_login()
@@ -287,6 +285,15 @@ class HttpDownloader(Downloader):
 
     def info(self, target: Target) -> dict[str, Any]:
         return self.http.info(target)
+
+
+class HttpDownloader(HttpBackedDownloader):
+    """Current REST flow: POST export, poll ``/api/requests``, download ``result_url``."""
+
+    name = "http"
+
+    def __init__(self, conn: Connection, transport: CvatHttp | None = None) -> None:
+        super().__init__(conn, transport or CvatHttp(conn, "/api"))
 
     def export(self, target: Target, out_zip: Path, progress: TransferProgress) -> None:
         deadline = Deadline(self.conn.timeout)

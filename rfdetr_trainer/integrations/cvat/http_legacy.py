@@ -10,20 +10,18 @@ only speaks the current flow: :class:`LegacyGone` lets the caller switch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rfdetr_trainer.errors import SourceError
 from rfdetr_trainer.integrations.cvat.base import (
     EXPORT_FORMAT,
     Connection,
     Deadline,
-    Downloader,
     Target,
     export_failed,
     export_timeout,
     server_detail,
 )
-from rfdetr_trainer.integrations.cvat.http import _TRANSIENT, CvatHttp
+from rfdetr_trainer.integrations.cvat.http import _TRANSIENT, CvatHttp, HttpBackedDownloader
 from rfdetr_trainer.integrations.progress import TransferProgress
 
 
@@ -31,7 +29,7 @@ class LegacyGone(SourceError):
     """The server answered 410: the legacy export endpoint is gone (CVAT 2.32 and later)."""
 
 
-class LegacyHttpDownloader(Downloader):
+class LegacyHttpDownloader(HttpBackedDownloader):
     """GET-polling export flow of CVAT 1.x-2.31.
 
     Args:
@@ -42,17 +40,7 @@ class LegacyHttpDownloader(Downloader):
     name = "http-legacy"
 
     def __init__(self, conn: Connection, prefix: str = "/api", transport: CvatHttp | None = None) -> None:
-        super().__init__(conn)
-        self.http = transport or CvatHttp(conn, prefix)
-
-    def open(self) -> None:
-        self.http.ensure_login()
-
-    def close(self) -> None:
-        self.http.close()
-
-    def info(self, target: Target) -> dict[str, Any]:
-        return self.http.info(target)
+        super().__init__(conn, transport or CvatHttp(conn, prefix))
 
     def export(self, target: Target, out_zip: Path, progress: TransferProgress) -> None:
         deadline = Deadline(self.conn.timeout)
