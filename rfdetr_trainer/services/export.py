@@ -63,11 +63,13 @@ def export(model: Any, config: ExportConfig, output_dir: Path, *, sample_image: 
         else:
             result = backend.check_torchscript(path, model, sample_image, atol=atol, half=config.half, batch=batch)
         parity.append(result.to_dict())
-        log.info("%s parity: max box diff %.2e, max score diff %.2e (tolerance %.0e)", fmt,
-                 result.max_box_diff, result.max_score_diff, result.atol)
+        log.info("%s parity: %.1f%% of queries agree; max box diff %.2e, max score diff %.2e (tolerance %.0e)",
+                 fmt, 100 * result.matched_fraction, result.max_box_diff, result.max_score_diff, result.atol)
         if not result.ok:
             raise ExportError(
-                f"{path}: exported {fmt} model disagrees with PyTorch on {sample_image}: max box diff "
-                f"{result.max_box_diff:.3g}, max score diff {result.max_score_diff:.3g} > {result.atol:g}"
+                f"{path}: exported {fmt} model disagrees with PyTorch on {sample_image}: "
+                f"{100 * result.matched_fraction:.1f}% of queries agree (need {100 * backend.MIN_MATCHED:g}%), "
+                f"max box diff {result.max_box_diff:.3g}, max score diff {result.max_score_diff:.3g} "
+                f"(tolerance {result.atol:g})"
             )
     return ExportResult(files, parity)

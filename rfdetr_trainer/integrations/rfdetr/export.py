@@ -21,25 +21,37 @@ log = get_logger(__name__)
 
 #: fp16 numerics differ from fp32 by design; the check still catches a broken graph.
 HALF_ATOL = 5e-2
+#: The highest-scoring queries (what a user's detections come from) must each agree within the tolerance.
+TOP_K = 10
+#: Share of all queries that must agree. The two-stage TopK over encoder proposals can swap a few near-tied
+#: proposals at its cutoff between runtimes (seen: 2 of 300 on a trained Nano, ONNX Runtime vs PyTorch, fp32).
+MIN_MATCHED = 0.98
 
 
 @dataclass
 class Parity:
-    """How far an exported model is from PyTorch on one image."""
+    """How far an exported model is from PyTorch on one image.
+
+    ``max_box_diff``/``max_score_diff`` are the worst differences over the PyTorch queries that found a
+    counterpart within ``atol``, and over the ``TOP_K`` highest-scoring queries whether or not they did.
+    """
 
     format: str
     image: str
     max_box_diff: float
     max_score_diff: float
     atol: float
+    matched_fraction: float = 1.0
 
     @property
     def ok(self) -> bool:
-        return self.max_box_diff <= self.atol and self.max_score_diff <= self.atol
+        return (self.max_box_diff <= self.atol and self.max_score_diff <= self.atol
+                and self.matched_fraction >= MIN_MATCHED)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": self.format, "image": self.image, "max_box_diff": self.max_box_diff,
-                "max_score_diff": self.max_score_diff, "atol": self.atol, "ok": self.ok}
+                "max_score_diff": self.max_score_diff, "matched_fraction": self.matched_fraction,
+                "atol": self.atol, "ok": self.ok}
 
 
 def preprocess(model: Any, image_path: Path, batch: int = 1) -> Any:
@@ -74,11 +86,11 @@ def reference_outputs(model: Any, x: Any) -> tuple[Any, Any]:
 
 
 def _compare(fmt: str, image: Path, ref: tuple[Any, Any], got: tuple[Any, Any], atol: float) -> Parity:
-    """Match every PyTorch query to its closest exported query, then report the worst matched differences.
+    """Match every PyTorch query to its closest exported query, then judge the matches.
 
     Queries are matched rather than compared index by index because the two-stage query selection (a TopK over
-    encoder proposals) may order near-tied proposals differently under fp16 arithmetic; the predicted *set* is
-    what a user gets. In fp32 the match is the identity.
+    encoder proposals) may order near-tied proposals differently between runtimes, and may swap a few at its
+    cutoff; the predicted *set* is what a user gets. In fp32 the match is usually the identity.
     """
     import torch
 
@@ -91,9 +103,14 @@ def _compare(fmt: str, image: Path, ref: tuple[Any, Any], got: tuple[Any, Any], 
     box_diff = (ref[0][:, :, None, :] - boxes[:, None, :, :]).abs().amax(-1)  # batch x ref query x exported query
     score_diff = (ref[1][:, :, None, :] - scores[:, None, :, :]).abs().amax(-1)
     match = torch.maximum(box_diff, score_diff).argmin(-1, keepdim=True)
-    worst_box = box_diff.gather(-1, match).max()
-    worst_score = score_diff.gather(-1, match).max()
-    return Parity(fmt, str(image), float(worst_box), float(worst_score), atol)
+    box = box_diff.gather(-1, match).squeeze(-1)  # batch x ref query
+    score = score_diff.gather(-1, match).squeeze(-1)
+    agree = (box <= atol) & (score <= atol)
+    judged = agree.clone()
+    top = ref[1].amax(-1).topk(min(TOP_K, ref[1].shape[1]), dim=-1).indices
+    judged.scatter_(1, top, True)  # the top queries count whatever their difference
+    return Parity(fmt, str(image), float(box[judged].max()), float(score[judged].max()), atol,
+                  float(agree.float().mean()))
 
 
 def export_onnx(model: Any, out_dir: Path, *, opset: int, dynamic_batch: bool, simplify: bool, half: bool) -> Path:
