@@ -97,7 +97,7 @@ def annotate(prediction: ImagePrediction, class_names: list[str]) -> Any:
 
 
 def grid(frames: list[Any], *, tile: int = 256, columns: int | None = None) -> Any:
-    """Tile frames into one image (PIL), each scaled to fit ``tile`` px."""
+    """Tile frames into one image (PIL), each scaled to fill a ``tile`` px square."""
     import math
 
     from PIL import Image
@@ -107,7 +107,8 @@ def grid(frames: list[Any], *, tile: int = 256, columns: int | None = None) -> A
     sheet = Image.new("RGB", (columns * tile, rows * tile), (24, 24, 24))
     for i, frame in enumerate(frames):
         img = Image.fromarray(frame)
-        img.thumbnail((tile, tile))
+        scale = tile / max(img.width, img.height)  # small images are enlarged too, so the grid stays readable
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
         x, y = (i % columns) * tile, (i // columns) * tile
         sheet.paste(img, (x + (tile - img.width) // 2, y + (tile - img.height) // 2))
     return sheet
