@@ -100,8 +100,6 @@ def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) ->
     fetched = fetch_stage(settings)
     record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
     tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
-    notes = {"dataset_dir": str(fetched.dataset_dir), "dataset_manifest": str(fetched.manifest_path or ""),
-             "sources": [s.origin for s in fetched.sources]}
 
     done = previous.get("stages", {}).get("train", {})
     best = done.get("best_checkpoint") if done.get("status") == "done" else None
@@ -120,7 +118,7 @@ def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) ->
         trained = train_stage.train(
             settings.model, training, fetched.dataset_dir, paths,
             tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict, validate=False,
-            extra_callbacks=tracker.callbacks, notes=notes,
+            extra_callbacks=tracker.callbacks, notes=fetched.provenance(),
         )
         if not rank_zero:
             return None

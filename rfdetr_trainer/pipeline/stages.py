@@ -60,9 +60,7 @@ def train_stage(settings: Settings) -> Any:
         tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
         result = train(settings.model, settings.training, fetched.dataset_dir, paths,
                        tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict,
-                       validate=False, extra_callbacks=tracker.callbacks,
-                       notes={"dataset_dir": str(fetched.dataset_dir),
-                              "sources": [s.origin for s in fetched.sources]})
+                       validate=False, extra_callbacks=tracker.callbacks, notes=fetched.provenance())
         if not is_rank_zero():
             return None
         tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,

@@ -24,6 +24,23 @@ class FetchResult:
     counts: dict[str, Any] = field(default_factory=dict)
     in_place: bool = False
 
+    def provenance(self) -> dict[str, Any]:
+        """What training stores in every checkpoint's notes: where the data came from and what it held.
+
+        The dataset manifest goes in without its per-item findings list (counts of each finding stay), so a
+        checkpoint alone tells which sources, class map, content hashes and counts it was trained on.
+        """
+        import json
+
+        summary: dict[str, Any] | None = None
+        if self.manifest_path and Path(self.manifest_path).is_file():
+            summary = json.loads(Path(self.manifest_path).read_text(encoding="utf-8"))
+            findings = summary.get("findings")
+            if isinstance(findings, dict):
+                summary["findings"] = {"counts": findings.get("counts", {})}
+        return {"dataset_dir": str(self.dataset_dir), "sources": [s.origin for s in self.sources],
+                "dataset_manifest": summary or {"path": None, "counts": self.counts}}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset_dir": str(self.dataset_dir),

@@ -46,6 +46,10 @@ def test_run_writes_every_artifact(run_result, tiny_dataset):
     assert set(manifest["stages"]) == {"fetch", "train", "predict", "export"}
     assert manifest["config"]["training"]["epochs"] == 1
     assert manifest["stages"]["fetch"]["in_place"] is True
+    import torch
+
+    notes = torch.load(artifacts["best_checkpoint"], map_location="cpu", weights_only=False)["notes"]
+    assert notes["dataset_dir"] == str(tiny_dataset) and notes["rfdetr_trainer"]
 
 
 def test_predictions_are_coco_results_with_metrics(run_result, tiny_dataset):
