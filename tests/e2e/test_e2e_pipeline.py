@@ -48,7 +48,8 @@ def test_run_writes_every_artifact(run_result, tiny_dataset):
     assert manifest["stages"]["fetch"]["in_place"] is True
     import torch
 
-    notes = torch.load(artifacts["best_checkpoint"], map_location="cpu", weights_only=False)["notes"]
+    checkpoint = torch.load(artifacts["best_checkpoint"], map_location="cpu", weights_only=False)
+    notes = checkpoint.get("notes") or checkpoint["args"]["notes"]  # rfdetr keeps TrainConfig.notes in args
     assert notes["dataset_dir"] == str(tiny_dataset) and notes["rfdetr_trainer"]
 
 
