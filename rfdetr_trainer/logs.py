@@ -33,6 +33,11 @@ def setup_logging(level: int = logging.INFO) -> None:
     logger.propagate = False
 
 
+def quiet() -> bool:
+    """``-q`` was given: progress bars stay off, like info logs."""
+    return logging.getLogger(LOGGER_NAME).getEffectiveLevel() > logging.INFO
+
+
 def get_logger(name: str) -> logging.Logger:
     """A child of the project's logger."""
     return logging.getLogger(f"{LOGGER_NAME}.{name.rsplit('.', 1)[-1]}")
@@ -44,5 +49,5 @@ def progress() -> Any:
 
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=stderr_console(), transient=True,
+        console=stderr_console(), transient=True, disable=quiet(),
     )

@@ -99,9 +99,12 @@ def as_progress(progress: Any, label: str = "fetch") -> TransferProgress:
 
 
 @contextmanager
-def stderr_progress(*, disable: bool = False) -> Iterator[Any]:
-    """A rich Progress drawing files and bytes rows on stderr; pass it as ``progress=`` to a fetch."""
-    from rich.console import Console
+def stderr_progress(*, disable: bool | None = None) -> Iterator[Any]:
+    """A rich Progress drawing files and bytes rows on stderr; pass it as ``progress=`` to a fetch.
+
+    Args:
+        disable: hide the bars; by default they hide when ``-q`` quietened the log.
+    """
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -110,6 +113,8 @@ def stderr_progress(*, disable: bool = False) -> Iterator[Any]:
         TextColumn,
         TimeElapsedColumn,
     )
+
+    from rfdetr_trainer.logs import quiet, stderr_console
 
     class _UnitColumn(MofNCompleteColumn):
         # One Progress draws both rows, so the count column picks its format from the task's unit.
@@ -123,8 +128,8 @@ def stderr_progress(*, disable: bool = False) -> Iterator[Any]:
         BarColumn(),
         _UnitColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=disable,
+        console=stderr_console(),
+        disable=quiet() if disable is None else disable,
         transient=False,
     ) as bar:
         yield bar

@@ -38,9 +38,11 @@ def epoch_metrics(trainer: Any) -> dict[str, float]:
 
 
 def make_callbacks(*, metrics_path: Path, show_progress: bool = True) -> list[Any]:
-    """The callbacks every training run gets: a progress bar on stderr and the metrics log."""
+    """The callbacks every training run gets: a progress bar on stderr (unless ``-q``) and the metrics log."""
+    from rfdetr_trainer.logs import quiet
+
     callbacks: list[Any] = [MetricsLog(metrics_path)]
-    if show_progress:
+    if show_progress and not quiet():
         callbacks.append(RichProgress())
     return callbacks
 
