@@ -13,8 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from cvat_data import FakeProject, FakeTask  # noqa: E402
 from cvat_server import CvatServer, CvatState  # noqa: E402
-
-from rfdetr_trainer.schemas.data import CvatConfig, MinioConfig  # noqa: E402
+from source_configs import cvat_config, minio_config  # noqa: E402,F401
 
 
 @pytest.fixture
@@ -37,16 +36,6 @@ def cvat_factory() -> Iterator[Callable[..., CvatServer]]:
     yield start
     for server in servers:
         server.__exit__(None, None, None)
-
-
-def cvat_config(server: CvatServer, **kw: object) -> CvatConfig:
-    """A CvatConfig for ``server`` with tiny poll and retry delays so the suite stays fast."""
-    base: dict[str, object] = dict(
-        host=server.url, username="admin", password="secret", poll_interval=0.02, timeout=20,
-        retry_backoff=0.01, retries=3,
-    )
-    base.update(kw)
-    return CvatConfig(**base)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -80,11 +69,3 @@ def s3_bucket(moto_endpoint: str, request: pytest.FixtureRequest) -> tuple[objec
     return client, name
 
 
-def minio_config(endpoint: str, bucket: str, **kw: object) -> MinioConfig:
-    """A MinioConfig pointing at the moto server."""
-    base: dict[str, object] = dict(
-        endpoint=endpoint, access_key="testing", secret_key="testing", region="us-east-1", secure=False,
-        bucket=bucket, retries=2,
-    )
-    base.update(kw)
-    return MinioConfig(**base)  # type: ignore[arg-type]

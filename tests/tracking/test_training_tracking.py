@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import Session, isolate, only_session, reset_clearml
+from clearml_session import Session, isolate, only_session, reset_clearml
 
 pytestmark = pytest.mark.slow
 
