@@ -118,3 +118,25 @@ def test_design_example_four_fails_before_any_download(monkeypatch, tmp_path):
         "v1.0", "--output-dir", str(tmp_path), "--env-file", str(tmp_path / ".env")])
     assert result.exit_code == ConfigError.exit_code, result.output
     assert "640 is not divisible by 56" in result.stderr and "616 or 672" in result.stderr
+
+
+@pytest.mark.slow
+def test_run_uploads_artifacts_to_s3(s3_bucket, moto_endpoint, monkeypatch, tmp_path, tiny_dataset):
+    """`run --upload-to s3://bucket/prefix` puts the best checkpoint, exported model and manifests in S3."""
+    client, bucket = s3_bucket
+    monkeypatch.setenv("MINIO_ENDPOINT", moto_endpoint)
+    monkeypatch.setenv("MINIO_ACCESS_KEY", "testing")
+    monkeypatch.setenv("MINIO_SECRET_KEY", "testing-secret-key")
+    monkeypatch.setenv("MINIO_SECURE", "false")
+    monkeypatch.setenv("MINIO_REGION", "us-east-1")
+    result = runner.invoke(app, [
+        "run", "--dataset-dir", str(tiny_dataset), "--output-dir", str(tmp_path), "--run-name", "up",
+        "--pretrain-weights", "none", "--epochs", "1", "--batch-size", "4", "--grad-accum-steps", "1",
+        "--resolution", "128", "--device", "cpu", "--num-workers", "0", "--upload-to", f"s3://{bucket}/runs/up",
+        "--env-file", str(tmp_path / ".env")])
+    assert result.exit_code == 0, result.output
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="runs/up/")["Contents"]}
+    assert {"runs/up/checkpoint_best_total.pth", "runs/up/model.onnx", "runs/up/run_manifest.json"} <= keys
+    manifest = json.loads((tmp_path / "up" / "run_manifest.json").read_text())
+    assert all(uri.startswith(f"s3://{bucket}/runs/up/") for uri in manifest["stages"]["upload"]["uris"])
+    assert "testing-secret-key" not in json.dumps(manifest) and "testing-secret-key" not in result.output
