@@ -69,7 +69,7 @@ class RootGroup(TyperGroup):
             _report(exc.message, exc.hint)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            _report("interrupted", "rerun the same command to resume; finished stages are reused")
+            _report("interrupted", _resume_hint())
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
@@ -78,6 +78,14 @@ class RootGroup(TyperGroup):
                 raise
             _report(f"unexpected error: {type(exc).__name__}: {exc}", "run again with --debug for the traceback")
             ctx.exit(1)
+
+
+def _resume_hint() -> str:
+    stages = sys.modules.get("rfdetr_trainer.pipeline.stages")
+    generated = stages.GENERATED_RUN_NAME[0] if stages else None
+    if generated:
+        return f"rerun the same command with --run-name {generated} to resume; finished stages are reused"
+    return "rerun the same command to resume; finished stages are reused"
 
 
 def _report(message: str, hint: str | None) -> None:

@@ -16,6 +16,8 @@ from rfdetr_trainer.pipeline.context import RunPaths, ensure_writable, run_paths
 from rfdetr_trainer.settings import ENV_PREFIX, Settings
 
 RUN_NAME_VARIABLE = f"{ENV_PREFIX}EXPERIMENT__RUN_NAME"
+#: The run name this process made up (no --run-name given), for the resume hint after Ctrl-C.
+GENERATED_RUN_NAME: list[str | None] = [None]
 
 
 def named_run(settings: Settings) -> Settings:
@@ -30,6 +32,7 @@ def named_run(settings: Settings) -> Settings:
     elastic = os.environ.get("TORCHELASTIC_RUN_ID")
     name = f"run-{elastic}" if elastic and elastic != "none" else time.strftime("run-%Y%m%d-%H%M%S")
     os.environ[RUN_NAME_VARIABLE] = name
+    GENERATED_RUN_NAME[0] = name
     return settings.model_copy(update={"experiment": settings.experiment.model_copy(update={"run_name": name})})
 
 
