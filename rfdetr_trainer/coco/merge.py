@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
+from math import isfinite
 from operator import add, attrgetter, le
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -58,6 +59,8 @@ _PREFIX_COMPACT = re.compile(rb'\{"id":-?[0-9]+,"image_id":-?[0-9]+,"category_id
 _COMPACT_REST = re.compile(_PREFIX_COMPACT.pattern + rb"(.*)", re.DOTALL)
 _HEAD_REST = b'{"id":%d,"image_id":%d,"category_id":%d%b'
 _FLUSH_EVERY = 4096
+#: ``_IS_SPLIT[sp](x)`` is ``x == sp`` for split indexes, a list lookup that maps faster than ``sp.__eq__``.
+_IS_SPLIT = [[s == sp for s in range(len(SPLITS))].__getitem__ for sp in range(len(SPLITS))]
 OUTPUT_INFO = {"description": "merged by rfdetr-trainer"}
 
 Progress = Callable[[str, int, int], None]
@@ -204,6 +207,7 @@ class _Merger:
         self.dropped: Counter[str] = Counter()
         self.src_dropped: list[Counter[str]] = [Counter() for _ in self.sources]
         self.used_class_map_names: set[str] = set()
+        self._split_base: list[int] | None = None  # pass 2: split * classes of each image's stored copy
         self.renamed = 0
         self.duplicate_images = 0
 
@@ -261,8 +265,12 @@ class _Merger:
     def _images(self, f: _File, imgs: Any) -> dict[Any, int]:
         if not isinstance(imgs, list):
             raise DatasetError(f"{f.label}: 'images' is not a list")
-        index: dict[Any, int] = {}
         check_files = self.opt.copy_images
+        if not check_files:
+            index = self._images_clean(f, imgs)
+            if index is not None:
+                return index
+        index = {}
         for img in imgs:
             bad = check_image_record(img, f.label)
             if bad is not None:
@@ -284,6 +292,37 @@ class _Merger:
                     continue
             index[iid] = len(self.images)
             self.images.append(_Image(f.src, len(self.files) - 1, img, rel))
+        f.n_images = len(imgs)
+        return index
+
+    def _images_clean(self, f: _File, imgs: list) -> dict[Any, int] | None:
+        """``_images`` without file checks, for a list in which every record passes ``check_image_record`` and
+        no id repeats, with the checks mapped in C; None, having changed nothing, for any other list."""
+        if not imgs or set(map(type, imgs)) != {dict}:
+            return None
+        get = dict.get
+        ids = list(map(get, imgs, repeat("id")))
+        names = list(map(get, imgs, repeat("file_name")))
+        widths = list(map(get, imgs, repeat("width")))
+        heights = list(map(get, imgs, repeat("height")))
+        if (
+            not set(map(type, ids)) <= {int, str}
+            or set(map(type, names)) != {str}
+            or not all(names)
+            or not set(map(type, widths)) | set(map(type, heights)) <= {int, float}
+        ):
+            return None
+        try:
+            if not (all(map(isfinite, widths)) and all(map(isfinite, heights)) and min(widths) > 0
+                    and min(heights) > 0):
+                return None
+        except OverflowError:  # an int too large for a float: the loop's check raises it as ever
+            return None
+        first = len(self.images)
+        index = dict(zip(ids, range(first, first + len(imgs))))
+        if len(index) != len(imgs):  # a repeated id: the loop raises at the right record
+            return None
+        self.images.extend(map(_Image, repeat(f.src), repeat(len(self.files) - 1), imgs, repeat(None)))
         f.n_images = len(imgs)
         return index
 
@@ -534,10 +573,12 @@ class _Merger:
         counts: list[Counter[int]] = [Counter(), Counter(), Counter()]
         images = self.images
         split_of = [images[im.kept].split for im in images]
+        ncat = len(self.cat_names)
+        base = [sp * ncat for sp in split_of]
         for f in self.files:
             if f.images and min(f.images) >= 0:  # always, as take keeps none without an image: count in C
-                for (sp, ci), n in Counter(zip(map(split_of.__getitem__, f.images), f.cats)).items():
-                    counts[sp][ci] += n
+                for key, n in Counter(map(add, map(base.__getitem__, f.images), f.cats)).items():
+                    counts[key // ncat][key % ncat] += n
                 continue
             for gi, ci in zip(f.images, f.cats):
                 if gi >= 0:
@@ -666,8 +707,9 @@ class _Merger:
         images = self.images
         ncat = len(self.cat_names)
         # Per source image: where its annotations go (the stored copy's split and output id).
-        tgt_split = array("q", (images[im.kept].split for im in images))
-        tgt_id = array("q", (images[im.kept].out_id for im in images))
+        # Lists, not arrays: mapping list.__getitem__ hands out the stored ints instead of boxing new ones.
+        tgt_split = [images[im.kept].split for im in images]
+        tgt_id = [images[im.kept].out_id for im in images]
         self.has_ann = has_ann = bytearray(len(images))
         dup_targets = {im.kept for i, im in enumerate(images) if im.kept != i}
         seen_on_target: dict[tuple, int] = {}
@@ -678,7 +720,9 @@ class _Merger:
         match = _PREFIX.match
 
         def flush(sp: int) -> None:
-            handles[sp].write((b"," if written[sp] else b"") + b",".join(buffers[sp]))
+            if written[sp]:  # written on its own: prefixing it would copy the whole chunk once more
+                handles[sp].write(b",")
+            handles[sp].write(b",".join(buffers[sp]))
             written[sp] = True
             buffers[sp].clear()
 
@@ -735,17 +779,21 @@ class _Merger:
                 flush(sp)
         return class_counts
 
-    def _count_file(self, f: _File, tgt_split: array, class_counts: list[list[int]]) -> None:
-        # Counting in C over the whole file beats two increments per annotation in the loop.
-        for (sp, ci), num in Counter(zip(map(tgt_split.__getitem__, f.images), f.cats)).items():
-            class_counts[sp][ci] += num
+    def _count_file(self, f: _File, tgt_split: list[int], class_counts: list[list[int]]) -> None:
+        # Counting in C over the whole file beats two increments per annotation in the loop; small int keys
+        # (split * classes + class) hash faster than pairs.
+        ncat = len(self.cat_names)
+        if self._split_base is None:
+            self._split_base = [sp * ncat for sp in tgt_split]
+        for key, num in Counter(map(add, map(self._split_base.__getitem__, f.images), f.cats)).items():
+            class_counts[key // ncat][key % ncat] += num
         images, has_ann = self.images, self.has_ann
         for gi in set(f.images):
             has_ann[images[gi].kept] = 1
 
     def _write_parsed(
         self, f: _File, handles: list, buffers: list[list[bytes]], flush: Callable[[int], None], next_id: list[int],
-        tgt_split: array, tgt_id: array, dup_targets: set[int], seen_on_target: dict[tuple, int],
+        tgt_split: list[int], tgt_id: list[int], dup_targets: set[int], seen_on_target: dict[tuple, int],
         class_counts: list[list[int]],
     ) -> None:
         """Pass 2 over a file the fast path read: the stdlib loop's decisions, on the elements' UTF-8 bytes."""
@@ -768,7 +816,7 @@ class _Merger:
 
     def _write_compact(
         self, f: _File, raws: list, k0: int, k1: int, buffers: list[list[bytes]], flush: Callable[[int], None],
-        next_id: list[int], tgt_split: array, tgt_id: array,
+        next_id: list[int], tgt_split: list[int], tgt_id: list[int],
     ) -> bool:
         """Kept annotations k0..k1 of ``f`` when every one is compact (``{"id":N,"image_id":N,"category_id":N``
         and no second copy of those keys): the per-annotation loop's output, built with C-level maps. Returns
@@ -783,17 +831,17 @@ class _Merger:
         if b'id"' in joined and (b'"id"' in joined or b'"image_id"' in joined or b'"category_id"' in joined):
             return False
         del joined
-        gis = f.images[k0:k1]
+        gis = f.images[k0:k1].tolist()
         sps = list(map(tgt_split.__getitem__, gis))
         targets = sorted(set(sps))
         tids = list(map(tgt_id.__getitem__, gis))
-        cats = list(map((1).__add__, f.cats[k0:k1]))
+        cats = list(map(range(1, len(self.cat_names) + 1).__getitem__, f.cats[k0:k1]))
         for sp in targets:
             # This split's annotations, in file order, numbered on from the split's next id.
             if len(targets) == 1:
                 own_tids, own_cats, own_rests, count = tids, cats, rests, len(sps)
             else:
-                mask = list(map(sp.__eq__, sps))
+                mask = list(map(_IS_SPLIT[sp], sps))
                 own_tids, own_cats, own_rests = compress(tids, mask), compress(cats, mask), compress(rests, mask)
                 count = mask.count(True)
             buf = buffers[sp]
@@ -806,8 +854,8 @@ class _Merger:
 
     def _write_each(
         self, f: _File, raws: list, k0: int, k1: int, buffers: list[list[bytes]], flush: Callable[[int], None],
-        next_id: list[int], tgt_split: array, tgt_id: array, dup_targets: set[int], seen_on_target: dict[tuple, int],
-        class_counts: list[list[int]], careful: bool,
+        next_id: list[int], tgt_split: list[int], tgt_id: list[int], dup_targets: set[int],
+        seen_on_target: dict[tuple, int], class_counts: list[list[int]], careful: bool,
     ) -> None:
         """Kept annotations k0..k1 of ``f``, one at a time: the stdlib loop's decisions on UTF-8 bytes."""
         images, has_ann, overrides = self.images, self.has_ann, f.overrides

@@ -374,3 +374,43 @@ def test_property_merge_keeps_every_annotation_and_image(tmp_path, seed):
     assert result.counts["images"] == images_before - duplicates
     assert all(result.counts["splits"][s]["images"] > 0 for s in ("train", "valid", "test"))
     assert inspect_dataset(tmp_path / "out").ok
+
+
+@pytest.mark.parametrize(
+    "images",
+    [
+        [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 5}, {"id": "b", "file_name": "b.jpg", "width": 2.5,
+                                                                      "height": 1}],
+        [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 5}, {"id": 1, "file_name": "b.jpg", "width": 1,
+                                                                      "height": 1}],
+        [{"id": 1, "file_name": "", "width": 10, "height": 5}],
+        [{"id": True, "file_name": "a.jpg", "width": 10, "height": 5}],
+        [{"id": 1.0, "file_name": "a.jpg", "width": 10, "height": 5}],
+        [{"id": 1, "file_name": "a.jpg", "width": 0, "height": 5}],
+        [{"id": 1, "file_name": "a.jpg", "width": float("nan"), "height": 5}],
+        [{"id": 1, "file_name": "a.jpg", "width": float("inf"), "height": 5}],
+        [{"id": 1, "file_name": "a.jpg", "width": 10**400, "height": 5}],
+        [{"id": 1, "file_name": "a.jpg", "width": True, "height": 5}],
+        [{"id": 1, "file_name": "a.jpg", "height": 5}],
+        [{"id": 1, "file_name": ["a.jpg"], "width": 1, "height": 5}],
+        [["not", "a", "dict"], {"id": 2, "file_name": "b.jpg", "width": 1, "height": 1}],
+        [],
+    ],
+)
+def test_image_records_checked_in_bulk_as_one_at_a_time(tmp_path, images):
+    """The mapped check of a file's image records (annotations-only merges) decides what the loop decides."""
+    from rfdetr_trainer.coco import merge as merge_module
+
+    def run(bulk: bool):
+        m = merge_module._Merger([], MergeOptions(copy_images=False), None)
+        f = type("F", (), {"src": 0, "label": "x.json", "n_images": 0})()
+        m.files.append(f)
+        if not bulk:
+            m._images_clean = lambda f, imgs: None
+        try:
+            index = m._images(f, images)
+        except Exception as exc:  # noqa: BLE001 - both ways must fail alike
+            return type(exc), str(exc)
+        return index, [(im.src, im.sub, im.rec, im.rel) for im in m.images], [x.line() for x in m.findings], f.n_images
+
+    assert run(True) == run(False)
