@@ -707,9 +707,8 @@ class _Merger:
         images = self.images
         ncat = len(self.cat_names)
         # Per source image: where its annotations go (the stored copy's split and output id).
-        # Lists, not arrays: mapping list.__getitem__ hands out the stored ints instead of boxing new ones.
-        tgt_split = [images[im.kept].split for im in images]
-        tgt_id = [images[im.kept].out_id for im in images]
+        tgt_split = array("q", (images[im.kept].split for im in images))
+        tgt_id = array("q", (images[im.kept].out_id for im in images))
         self.has_ann = has_ann = bytearray(len(images))
         dup_targets = {im.kept for i, im in enumerate(images) if im.kept != i}
         seen_on_target: dict[tuple, int] = {}
@@ -779,7 +778,7 @@ class _Merger:
                 flush(sp)
         return class_counts
 
-    def _count_file(self, f: _File, tgt_split: list[int], class_counts: list[list[int]]) -> None:
+    def _count_file(self, f: _File, tgt_split: array, class_counts: list[list[int]]) -> None:
         # Counting in C over the whole file beats two increments per annotation in the loop; small int keys
         # (split * classes + class) hash faster than pairs.
         ncat = len(self.cat_names)
@@ -793,7 +792,7 @@ class _Merger:
 
     def _write_parsed(
         self, f: _File, handles: list, buffers: list[list[bytes]], flush: Callable[[int], None], next_id: list[int],
-        tgt_split: list[int], tgt_id: list[int], dup_targets: set[int], seen_on_target: dict[tuple, int],
+        tgt_split: array, tgt_id: array, dup_targets: set[int], seen_on_target: dict[tuple, int],
         class_counts: list[list[int]],
     ) -> None:
         """Pass 2 over a file the fast path read: the stdlib loop's decisions, on the elements' UTF-8 bytes."""
@@ -816,7 +815,7 @@ class _Merger:
 
     def _write_compact(
         self, f: _File, raws: list, k0: int, k1: int, buffers: list[list[bytes]], flush: Callable[[int], None],
-        next_id: list[int], tgt_split: list[int], tgt_id: list[int],
+        next_id: list[int], tgt_split: array, tgt_id: array,
     ) -> bool:
         """Kept annotations k0..k1 of ``f`` when every one is compact (``{"id":N,"image_id":N,"category_id":N``
         and no second copy of those keys): the per-annotation loop's output, built with C-level maps. Returns
@@ -854,7 +853,7 @@ class _Merger:
 
     def _write_each(
         self, f: _File, raws: list, k0: int, k1: int, buffers: list[list[bytes]], flush: Callable[[int], None],
-        next_id: list[int], tgt_split: list[int], tgt_id: list[int], dup_targets: set[int],
+        next_id: list[int], tgt_split: array, tgt_id: array, dup_targets: set[int],
         seen_on_target: dict[tuple, int], class_counts: list[list[int]], careful: bool,
     ) -> None:
         """Kept annotations k0..k1 of ``f``, one at a time: the stdlib loop's decisions on UTF-8 bytes."""
