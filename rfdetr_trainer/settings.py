@@ -268,7 +268,7 @@ def _describe(exc: ValidationError, layers: list[Layer]) -> str:
     if err["type"] == "extra_forbidden":
         return f"{where}: unknown key '{dotted}'{_did_you_mean(loc)}{suffix}"
     value = err.get("input")
-    shown = "" if isinstance(value, (dict, list)) or _is_secret_key(dotted) else f", got {value!r}"
+    shown = "" if isinstance(value, (dict, list)) or is_secret_key(dotted) else f", got {value!r}"
     return f"{where}: {dotted}: {err['msg']}{shown}{suffix}"
 
 
@@ -289,8 +289,14 @@ def _did_you_mean(loc: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _is_secret_key(dotted: str) -> bool:
-    return any(word in dotted for word in ("password", "token", "secret", "access_key"))
+#: Words that make a key a credential, whatever its type (error messages never echo such a value).
+SECRET_WORDS = ("password", "token", "secret", "access_key", "api_key", "credential")
+
+
+def is_secret_key(dotted: str) -> bool:
+    """A key that names a credential, whatever its type."""
+    leaf = dotted.rsplit(".", 1)[-1].lower()
+    return any(word in leaf for word in SECRET_WORDS)
 
 
 # ------------------------------------------------------------------------------------------- provenance

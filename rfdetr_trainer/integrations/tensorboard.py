@@ -10,7 +10,6 @@ only from the training code path (``make_callbacks`` below, ``integrations/clear
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -128,14 +127,10 @@ def _val_dataset(trainer: Any) -> Any | None:
 
 def _tile(images: list[Any], tile: int) -> Any:
     import numpy as np
-    from PIL import Image
 
-    cols = math.ceil(math.sqrt(len(images)))
-    rows = math.ceil(len(images) / cols)
-    canvas = Image.new("RGB", (cols * tile, rows * tile), (0, 0, 0))
-    for i, image in enumerate(images):
-        canvas.paste(image, ((i % cols) * tile, (i // cols) * tile))
-    return np.asarray(canvas, dtype=np.uint8)
+    from rfdetr_trainer.integrations.rfdetr.inference import grid
+
+    return np.asarray(grid(images, tile=tile, background=(0, 0, 0)), dtype=np.uint8)
 
 
 class PredictionImagesBase(Callback):

@@ -75,9 +75,9 @@ def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) ->
     from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
     from rfdetr_trainer.integrations.rfdetr.inference import load_model
     from rfdetr_trainer.pipeline.stages import fetch_stage
-    from rfdetr_trainer.services import export as export_stage
-    from rfdetr_trainer.services import predict as predict_stage
-    from rfdetr_trainer.services import train as train_stage
+    from rfdetr_trainer.services import export as export_service
+    from rfdetr_trainer.services import predict as predict_service
+    from rfdetr_trainer.services import train as train_service
 
     rank_zero = is_rank_zero()
     previous = load_manifest(paths.manifest)
@@ -115,7 +115,7 @@ def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) ->
         if training.resume is None and (paths.checkpoints / "last.ckpt").is_file():
             log.info("resuming the interrupted training from %s", paths.checkpoints / "last.ckpt")
             training = training.model_copy(update={"resume": paths.checkpoints / "last.ckpt"})
-        trained = train_stage.train(
+        trained = train_service.train(
             settings.model, training, fetched.dataset_dir, paths,
             tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict, validate=False,
             extra_callbacks=tracker.callbacks, notes=fetched.provenance(),
@@ -132,12 +132,12 @@ def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) ->
 
     model = load_model(check_checkpoint(best_checkpoint))
     split, image = sample_image(fetched.dataset_dir)
-    predicted = predict_stage.predict(model, fetched.dataset_dir, paths.predictions, settings.validation,
+    predicted = predict_service.predict(model, fetched.dataset_dir, paths.predictions, settings.validation,
                                       split=split)
     record("predict", {"split": split, **predicted.to_dict()}, predictions=predicted.output_dir,
            prediction_grid=predicted.grid_path, coco_results=predicted.results_path)
 
-    exported = export_stage.export(model, settings.export, paths.exports, sample_image=image)
+    exported = export_service.export(model, settings.export, paths.exports, sample_image=image)
     record("export", exported.to_dict(), **{f"export_{k}": v for k, v in exported.files.items()})
     for fmt, path in exported.files.items():
         tracker.log_model(path, name=fmt, class_names=class_names, metrics={**final_metrics, **predicted.metrics})

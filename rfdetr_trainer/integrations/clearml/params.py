@@ -14,20 +14,13 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from rfdetr_trainer.errors import ConfigError
-
-SECRET_WORDS = ("password", "token", "secret", "access_key", "api_key", "credential")
+from rfdetr_trainer.settings import is_secret_key
 
 
 def _is_secret_annotation(annotation: Any) -> bool:
     if annotation is SecretStr:
         return True
     return any(_is_secret_annotation(arg) for arg in typing.get_args(annotation))
-
-
-def is_secret_key(dotted: str) -> bool:
-    """A key that names a credential, whatever its type."""
-    leaf = dotted.rsplit(".", 1)[-1].lower()
-    return any(word in leaf for word in SECRET_WORDS)
 
 
 def _plain(value: Any) -> Any:

@@ -96,17 +96,18 @@ def annotate(prediction: ImagePrediction, class_names: list[str]) -> Any:
     return sv.LabelAnnotator(text_scale=max(0.3, 0.5 * scale), text_padding=2).annotate(frame, det, labels=text)
 
 
-def grid(frames: list[Any], *, tile: int = 256, columns: int | None = None) -> Any:
-    """Tile frames into one image (PIL), each scaled to fill a ``tile`` px square."""
+def grid(frames: list[Any], *, tile: int = 256, columns: int | None = None,
+         background: tuple[int, int, int] = (24, 24, 24)) -> Any:
+    """Tile frames (numpy arrays or PIL images) into one PIL image, each scaled to fill a ``tile`` px square."""
     import math
 
     from PIL import Image
 
     columns = columns or max(1, math.ceil(math.sqrt(len(frames))))
     rows = max(1, math.ceil(len(frames) / columns))
-    sheet = Image.new("RGB", (columns * tile, rows * tile), (24, 24, 24))
+    sheet = Image.new("RGB", (columns * tile, rows * tile), background)
     for i, frame in enumerate(frames):
-        img = Image.fromarray(frame)
+        img = frame if isinstance(frame, Image.Image) else Image.fromarray(frame)
         scale = tile / max(img.width, img.height)  # small images are enlarged too, so the grid stays readable
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
         x, y = (i % columns) * tile, (i // columns) * tile

@@ -23,8 +23,6 @@ class ModelSpec:
     patch_size: int
     num_windows: int
     default_resolution: int
-    segmentation: bool = False
-    deprecated: bool = False
 
     @property
     def block_size(self) -> int:
@@ -38,15 +36,15 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("nano", "RFDETRNano", 16, 2, 384),
         ModelSpec("small", "RFDETRSmall", 16, 2, 512),
         ModelSpec("medium", "RFDETRMedium", 16, 2, 576),
-        ModelSpec("base", "RFDETRBase", 14, 4, 560, deprecated=True),
+        ModelSpec("base", "RFDETRBase", 14, 4, 560),
         ModelSpec("large", "RFDETRLarge", 16, 2, 704),
-        ModelSpec("seg-preview", "RFDETRSegPreview", 12, 2, 432, segmentation=True, deprecated=True),
-        ModelSpec("seg-nano", "RFDETRSegNano", 12, 1, 312, segmentation=True),
-        ModelSpec("seg-small", "RFDETRSegSmall", 12, 2, 384, segmentation=True),
-        ModelSpec("seg-medium", "RFDETRSegMedium", 12, 2, 432, segmentation=True),
-        ModelSpec("seg-large", "RFDETRSegLarge", 12, 2, 504, segmentation=True),
-        ModelSpec("seg-xlarge", "RFDETRSegXLarge", 12, 2, 624, segmentation=True),
-        ModelSpec("seg-2xlarge", "RFDETRSeg2XLarge", 12, 2, 768, segmentation=True),
+        ModelSpec("seg-preview", "RFDETRSegPreview", 12, 2, 432),
+        ModelSpec("seg-nano", "RFDETRSegNano", 12, 1, 312),
+        ModelSpec("seg-small", "RFDETRSegSmall", 12, 2, 384),
+        ModelSpec("seg-medium", "RFDETRSegMedium", 12, 2, 432),
+        ModelSpec("seg-large", "RFDETRSegLarge", 12, 2, 504),
+        ModelSpec("seg-xlarge", "RFDETRSegXLarge", 12, 2, 624),
+        ModelSpec("seg-2xlarge", "RFDETRSeg2XLarge", 12, 2, 768),
     )
 }
 

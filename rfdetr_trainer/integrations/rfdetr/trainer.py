@@ -27,7 +27,6 @@ class FitOutcome:
     model: Any  # the rfdetr RFDETR instance, holding the trained weights
     class_names: list[str]
     epochs_completed: int
-    interrupted: bool
 
 
 def quiet_libraries() -> None:
@@ -144,5 +143,4 @@ def fit(
         model.model.class_names = class_names
     if is_main_process():
         _save_training_config(config, model.model_config, class_names or None)
-    interrupted = bool(getattr(trainer, "interrupted", False))
-    return FitOutcome(model, class_names, int(trainer.current_epoch), interrupted)
+    return FitOutcome(model, class_names, int(trainer.current_epoch))
