@@ -1,11 +1,20 @@
 """Find the COCO annotation files and images in a folder or .zip, whatever layout it uses.
 
 Layouts:
-    rfdetr: ``train|valid|test/_annotations.coco.json`` with the images beside each file (Roboflow, rfdetr).
+    rfdetr: ``train|valid|test/_annotations.coco.json`` with the images beside each file (Roboflow, rfdetr), or
+        Roboflow's single root ``_annotations.coco.json`` with the images in ``images/``.
     cvat: CVAT 'COCO 1.0' export, ``annotations/instances_<subset>.json`` with images in
-        ``images/<subset>/`` (CVAT >= 2.16.1) or flat in ``images/`` (older servers).
-    coco: plain COCO, ``annotations/*.json`` (or one loose ``*.json``) with images in ``images/``,
-        ``<subset>/`` or beside the file.
+        ``images/<subset>/`` (CVAT >= 2.16.1) or flat in ``images/`` (older servers); also Datumaro's
+        ``coco_instances`` and COCO 2017 (``annotations/instances_train2017.json`` + ``train2017/``; the
+        captions and keypoints files beside them are not detection annotations and are left alone).
+    coco: plain COCO, ``annotations/*.json`` (or one loose ``*.json``, such as Label Studio's ``result.json``)
+        with images in ``images/``, ``<subset>/`` or beside the file.
+    yolo: Ultralytics ``data.yaml`` or CVAT 'YOLO 1.1' ``obj.data`` (see :mod:`rfdetr_trainer.coco.yolo`),
+        converted to COCO in memory.
+
+Each ``file_name`` is looked for beside the annotation file, then in ``images/``, ``images/<subset>/`` and
+``<subset>/``, then by its base name anywhere under the dataset root; a base name found twice there is an
+error naming both files, never a guess.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import os
 import posixpath
 import shutil
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -68,6 +77,10 @@ class Tree:
         """How to name ``rel`` to a user: the full path, or ``archive.zip:member``."""
         return f"{self.label}/{rel}" if rel else self.label
 
+    def files(self) -> list[str]:  # pragma: no cover - interface
+        """Every file in the tree, as relative POSIX paths."""
+        raise NotImplementedError
+
 
 class DirTree(Tree):
     """A dataset folder on disk."""
@@ -102,6 +115,14 @@ class DirTree(Tree):
             return sorted(os.listdir(self._p(rel)))
         except OSError:
             return []
+
+    def files(self) -> list[str]:
+        out = []
+        for folder, dirs, names in os.walk(self.root):
+            dirs.sort()
+            base = Path(folder).relative_to(self.root).as_posix()
+            out.extend(n if base == "." else f"{base}/{n}" for n in sorted(names))
+        return out
 
 
 class ZipTree(Tree):
@@ -144,6 +165,9 @@ class ZipTree(Tree):
     def listdir(self, rel: str) -> list[str]:
         return self._dirs.get(rel, [])
 
+    def files(self) -> list[str]:
+        return sorted(self._infos)
+
     def describe(self, rel: str) -> str:
         return f"{self.label}:{self.prefix}{rel}"
 
@@ -172,17 +196,58 @@ class Dataset:
     layout: str
     tree: Tree
     subsets: list[Subset]
+    _by_base: dict[str, list[str]] | None = field(default=None, repr=False)
 
     def resolve_image(self, subset: Subset, file_name: str) -> str | None:
-        """Relative path of an image in the tree, or None when it is not there."""
+        """Relative path of an image in the tree, or None when it is not there.
+
+        ``file_name`` is tried in each of the subset's image folders, then (with any folders it names, and
+        for absolute or Windows paths from another machine) by its base name anywhere in the tree.
+
+        Raises:
+            DatasetError: the base name is found more than once and no folder decides between the files.
+        """
         name = safe_relpath(file_name)
-        if name is None:
+        if name is not None:
+            for folder in subset.image_dirs:
+                rel = posixpath.join(folder, name) if folder else name
+                if self.tree.is_file(rel):
+                    return rel
+        base = PurePosixPath(str(file_name).replace("\\", "/")).name if isinstance(file_name, str) else ""
+        if not base:
             return None
-        for folder in subset.image_dirs:
-            rel = posixpath.join(folder, name) if folder else name
-            if self.tree.is_file(rel):
-                return rel
-        return None
+        found = self._base_index().get(base, [])
+        if len(found) > 1:
+            raise DatasetError(
+                f"{self.tree.describe(subset.json_rel)}: image {file_name!r} matches "
+                f"{self.tree.describe(found[0])} and {self.tree.describe(found[1])}",
+                hint="give the file_name with its folder, or remove one of the copies",
+            )
+        return found[0] if found else None
+
+    def _base_index(self) -> dict[str, list[str]]:
+        """Base name -> files, over the whole tree; built on the first name the image folders do not hold."""
+        if self._by_base is None:
+            index: dict[str, list[str]] = {}
+            for rel in self.tree.files():
+                if not rel.lower().endswith((".json", ".txt", ".yaml", ".yml", ".xml")):
+                    index.setdefault(rel.rsplit("/", 1)[-1], []).append(rel)
+            self._by_base = index
+        return self._by_base
+
+
+def image_dirs(folder: str, subset: str) -> tuple[str, ...]:
+    """Where an annotation file in ``folder`` for ``subset`` has its images, in the order they are tried:
+    beside it, ``images/``, ``images/<subset>/``, ``<subset>/`` (relative to its folder, then to the root)."""
+    parent = posixpath.dirname(folder) if posixpath.basename(folder) == "annotations" else None
+    dirs: list[str] = []
+    for base in [folder] + ([parent] if parent is not None else []) + [""]:
+        for d in ("", "images", f"images/{subset}", subset):
+            rel = posixpath.join(base, d) if base else d
+            rel = rel.rstrip("/")
+            if rel not in dirs:
+                dirs.append(rel)
+    return tuple(dirs)
 
 
 def safe_relpath(file_name: str) -> str | None:
@@ -229,7 +294,7 @@ def _find(tree: Tree, loose_json: str | None) -> tuple[str, list[Subset]]:
     if loose_json is not None:
         folder = posixpath.dirname(loose_json)
         stem = PurePosixPath(loose_json).stem
-        return "coco", [Subset(stem, normalize_subset(stem), loose_json, (folder, posixpath.join(folder, "images")))]
+        return "coco", [Subset(stem, normalize_subset(stem), loose_json, image_dirs(folder, stem))]
     root = tree.listdir("")
     subsets = [
         Subset(d, normalize_subset(d), f"{d}/{RFDETR_FILE}", (d,))
@@ -240,9 +305,12 @@ def _find(tree: Tree, loose_json: str | None) -> tuple[str, list[Subset]]:
         order = {s: i for i, s in enumerate(SPLITS)}
         subsets.sort(key=lambda s: (order.get(s.split or "", 9), s.name))
         return "rfdetr", subsets
-    if tree.is_file(RFDETR_FILE):  # one split folder given directly
-        return "rfdetr", [Subset("default", None, RFDETR_FILE, ("",))]
+    if tree.is_file(RFDETR_FILE):  # one split folder given directly, or Roboflow's root file with images/
+        return "rfdetr", [Subset("default", None, RFDETR_FILE, ("", "images"))]
     files = [f for f in tree.listdir("annotations") if f.lower().endswith(".json")]
+    instances = [f for f in files if f.startswith("instances_")]
+    if instances:  # COCO 2017 keeps captions_* and person_keypoints_* beside its detection files
+        files = instances
     if files:
         cvat = all(f.startswith("instances_") for f in files)
         subsets = []
@@ -255,12 +323,19 @@ def _find(tree: Tree, loose_json: str | None) -> tuple[str, list[Subset]]:
     loose = [f for f in root if f.lower().endswith(".json") and tree.is_file(f)]
     if len(loose) == 1:
         return _find(tree, loose[0])
-    hint = "expected train/_annotations.coco.json, annotations/instances_<subset>.json or annotations/*.json"
+    from rfdetr_trainer.coco import yolo
+
+    found = yolo.find_yolo(tree)
+    if found is not None:
+        return "yolo", found
+    hint = ("expected train/_annotations.coco.json, annotations/instances_<subset>.json, annotations/*.json, "
+            "a YOLO data.yaml or obj.data")
     raise DatasetError(f"{tree.label}: no COCO dataset found", hint=hint)
 
 
 def open_dataset(path: Path) -> Dataset:
-    """Find the annotation files of a dataset folder, .zip archive or loose COCO .json file.
+    """Find the annotation files of a dataset folder, .zip archive or loose COCO .json file (or a YOLO
+    dataset, whose labels are converted to COCO annotation files held in memory).
 
     Raises:
         DatasetError: the path holds no COCO dataset, or an annotation file plainly is not a JSON object.
@@ -272,13 +347,17 @@ def open_dataset(path: Path) -> Dataset:
     else:
         tree = _open_tree(path)
         layout, subsets = _find(tree, None)
+        if layout == "yolo":
+            from rfdetr_trainer.coco import yolo
+
+            tree, subsets = yolo.convert(tree, subsets)
     for subset in subsets:
         _check_json_start(tree, subset.json_rel)
     return Dataset(layout, tree, subsets)
 
 
 def detect_layout(path: Path) -> str:
-    """``"rfdetr"``, ``"cvat"`` or ``"coco"`` for a dataset folder, .zip or .json.
+    """``"rfdetr"``, ``"cvat"``, ``"coco"`` or ``"yolo"`` for a dataset folder, .zip or .json.
 
     Raises:
         DatasetError: nothing COCO-shaped is there (the message names the path), or an annotation file is

@@ -33,7 +33,8 @@ from rfdetr_trainer.coco.reader import BATCH, walk_coco
 from rfdetr_trainer.coco.schema import ERROR, SPLITS, WARNING, Finding
 from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.coco.split import TRAIN, plan_splits
-from rfdetr_trainer.coco.validate import check_box, check_category_record, check_image_record
+from rfdetr_trainer.coco.images import check_images, problems_summary, write_upright
+from rfdetr_trainer.coco.validate import check_box, check_category_record, check_image_record, parent_categories
 from rfdetr_trainer.errors import DatasetError, OutputError
 
 #: The rule for byte-identical images, recorded in the manifest.
@@ -114,6 +115,8 @@ class MergeOptions:
             so missing files and duplicates are not detected).
         link_images: hard-link images where the filesystem allows, instead of copying bytes.
         strict: fail (leaving no output) when the sources had any error or warning finding.
+        skip_missing: drop images that are missing, don't decode or whose size differs from the JSON (with
+            their annotations; each is listed in the manifest) instead of failing the merge.
     """
 
     class_map: ClassMap = field(default_factory=ClassMap)
@@ -125,6 +128,7 @@ class MergeOptions:
     copy_images: bool = True
     link_images: bool = True
     strict: bool = False
+    skip_missing: bool = False
 
 
 @dataclass
@@ -138,6 +142,9 @@ class MergeResult:
             "annotations", "background", "classes": {name: n}}}}``.
         findings: problems found in the sources and what was done about each.
         dropped: annotations dropped, by reason.
+        totals: images and annotations the sources hold (``{"images", "annotations"}``), for kept / total.
+        skipped_images: images ``skip_missing`` dropped (``{"file", "code", "message"}`` each).
+        dropped_categories: categories left out as rfdetr leaves them out (Roboflow's synthetic root).
     """
 
     output_dir: Path
@@ -145,6 +152,9 @@ class MergeResult:
     counts: dict[str, Any]
     findings: list[Finding]
     dropped: dict[str, int]
+    totals: dict[str, int] = field(default_factory=dict)
+    skipped_images: list[dict[str, Any]] = field(default_factory=list)
+    dropped_categories: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Image:
@@ -210,6 +220,9 @@ class _Merger:
         self._split_base: list[int] | None = None  # pass 2: split * classes of each image's stored copy
         self.renamed = 0
         self.duplicate_images = 0
+        self.unusable: list[dict[str, Any]] = []  # images missing, undecodable or of another size
+        self.rotate: set[int] = set()  # images stored EXIF-rotated: written upright
+        self.dropped_categories: list[dict[str, Any]] = []
 
     # ---- pass 1 -------------------------------------------------------------------------------------------
 
@@ -229,6 +242,13 @@ class _Merger:
         unused = self.opt.class_map.names() - self.used_class_map_names
         for name in sorted(unused):
             self.findings.append(Finding("class_map_unused", f"class map entry {name!r} matched no class"))
+        if self.unusable and not self.opt.skip_missing:
+            total = sum(f.n_images for f in self.files)
+            raise DatasetError(
+                problems_summary([(u["code"], u["file"]) for u in self.unusable], total),
+                hint="fix or remove them, or pass --skip-missing to drop them (each is listed in the manifest)",
+            )
+        self._drop_parent_categories()
 
     def _categories(self, f: _File, cats: Any) -> dict[Any, int]:
         if not isinstance(cats, list):
@@ -271,6 +291,7 @@ class _Merger:
             if index is not None:
                 return index
         index = {}
+        found: list[tuple[dict, str | None]] = []
         for img in imgs:
             bad = check_image_record(img, f.label)
             if bad is not None:
@@ -281,19 +302,81 @@ class _Merger:
             iid = img["id"]
             if iid in index:
                 raise DatasetError(f"{f.label} id {iid}: duplicate image id")
+            index[iid] = -1
             rel = None
             if check_files:
                 rel = f.dataset.resolve_image(f.subset, img["file_name"])
                 if rel is None:
-                    self.findings.append(
-                        Finding("image_missing", f"image file {img['file_name']} not found", f.label, iid, "dropped")
-                    )
-                    index[iid] = -1
+                    self._unusable(f, img, "image_missing", f"image file {img['file_name']} not found",
+                                   f.dataset.tree.describe(img["file_name"]))
                     continue
-            index[iid] = len(self.images)
+            found.append((img, rel))
+        problems = (check_images(f.dataset.tree, [(rel, img["width"], img["height"]) for img, rel in found])
+                    if check_files else [None] * len(found))
+        for (img, rel), problem in zip(found, problems):
+            if problem is not None and problem.code != "exif_rotated":
+                self._unusable(f, img, problem.code, problem.message, f.dataset.tree.describe(rel))
+                continue
+            if problem is not None:
+                self.findings.append(Finding("exif_rotated", problem.message, f.label, img["id"], "rotated"))
+                self.rotate.add(len(self.images))
+            index[img["id"]] = len(self.images)
             self.images.append(_Image(f.src, len(self.files) - 1, img, rel))
         f.n_images = len(imgs)
         return index
+
+    def _unusable(self, f: _File, img: dict, code: str, message: str, where: str) -> None:
+        """An image that can't be trained on: fails the merge, or with ``skip_missing`` is dropped and listed."""
+        action = "dropped" if self.opt.skip_missing else ""
+        self.findings.append(Finding(code, message, f.label, img["id"], action))
+        self.unusable.append({"file": where, "annotation_file": f.label, "id": img["id"], "code": code,
+                              "message": message})
+
+    def _drop_parent_categories(self) -> None:
+        """Leave out what rfdetr 1.11 leaves out (``filter_parent_categories``): a category named as another's
+        ``supercategory`` with no annotation in any source. Nothing is read again when no category is a parent.
+        """
+        parents = parent_categories(
+            [{**rec, "id": n, "name": self.cat_names[n]} for n, rec in enumerate(self.cat_records)], set()
+        )
+        if not parents:
+            return
+        used = set()
+        for f in self.files:
+            used.update(f.cats)
+        gone = {c["id"] for c in parents if c["id"] not in used}
+        if not gone or len(gone) == len(self.cat_names):
+            return
+        remap = array("q")
+        kept = 0
+        for n in range(len(self.cat_names)):
+            remap.append(-1 if n in gone else kept)
+            kept += n not in gone
+        for f in self.files:
+            if f.cats:
+                f.cats = array("q", map(remap.__getitem__, f.cats))
+        for n in sorted(gone):
+            name = self.cat_names[n]
+            sources = [self.sources[src].name for src, rows in enumerate(self.class_maps)
+                       if any(r["new_name"] == name for r in rows)]
+            self.dropped_categories.append({
+                "name": name, "sources": sources,
+                "reason": "named as other categories' supercategory, no annotations (rfdetr's "
+                          "filter_parent_categories drops it too)"})
+            self.findings.append(Finding("category_parent_dropped",
+                                         f"category {name!r} only groups other classes and has no annotations; "
+                                         "dropped as rfdetr drops it", "", None, "dropped"))
+        for rows in self.class_maps:
+            for row in rows:
+                if row["new_id"] is not None:
+                    new = remap[row["new_id"] - 1]
+                    row["new_id"] = None if new < 0 else new + 1
+                    if new < 0:
+                        row["new_name"] = None
+                        row["dropped_as"] = "parent_category"
+        self.cat_names = [n for i, n in enumerate(self.cat_names) if i not in gone]
+        self.cat_records = [r for i, r in enumerate(self.cat_records) if i not in gone]
+        self.cat_index = {n: i for i, n in enumerate(self.cat_names)}
 
     def _images_clean(self, f: _File, imgs: list) -> dict[Any, int] | None:
         """``_images`` without file checks, for a list in which every record passes ``check_image_record`` and
@@ -927,7 +1010,12 @@ class _Merger:
                 if "/" in im.out_name:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    self.files[im.sub].dataset.tree.copy_to(im.rel, dest, link=self.opt.link_images)
+                    tree = self.files[im.sub].dataset.tree
+                    if i in self.rotate:
+                        with tree.open(im.rel) as fh:
+                            write_upright(fh, dest)
+                    else:
+                        tree.copy_to(im.rel, dest, link=self.opt.link_images)
                 except OSError as exc:
                     raise OutputError(f"{dest}: cannot write image ({exc.strerror or exc})") from None
                 done += 1
@@ -976,6 +1064,7 @@ class _Merger:
                 "images": sum(f.n_images for f in files),
                 "annotations": sum(f.n_annotations for f in files),
                 "images_kept": len(kept_images),
+                "images_skipped": sum(1 for u in self.unusable if u["annotation_file"] in {f.label for f in files}),
                 "annotations_kept": sum(len(f.images) for f in files) - self.src_dropped[src]["duplicate_annotation"],
                 "dropped": dict(sorted(self.src_dropped[src].items())),
                 "annotation_files": [
@@ -990,6 +1079,7 @@ class _Merger:
             "manifest_version": MANIFEST_VERSION,
             "sources": sources,
             "categories": [{"id": n + 1, "name": name} for n, name in enumerate(self.cat_names)],
+            "dropped_categories": self.dropped_categories,
             "class_map": o.class_map.to_dict(),
             "split": {"mode": o.split_mode, "ratios": list(o.ratios), "seed": o.seed,
                       "group_by_source": o.group_by_source},
@@ -999,9 +1089,15 @@ class _Merger:
                            "annotations_dropped": self.dropped["duplicate_annotation"]},
             "renamed_files": self.renamed,
             "dropped": dict(sorted(self._all_dropped().items())),
+            "totals": self.totals(),
+            "skipped_images": self.unusable,
             "counts": counts,
             "findings": findings_section(self.findings),
         }
+
+    def totals(self) -> dict[str, int]:
+        """Images and annotations the sources hold, before anything was dropped."""
+        return {"images": sum(f.n_images for f in self.files), "annotations": sum(f.n_annotations for f in self.files)}
 
     def _all_dropped(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -1080,4 +1176,7 @@ def _merge(m: _Merger, sources: Sequence[SourceRef], output_dir: Path, options: 
         counts=counts,
         findings=m.findings,
         dropped=dict(sorted(m._all_dropped().items())),
+        totals=m.totals(),
+        skipped_images=m.unusable,
+        dropped_categories=m.dropped_categories,
     )

@@ -24,15 +24,18 @@ SEVERITY: dict[str, str] = {
     "duplicate_category_id": ERROR,
     "image_missing": ERROR,  # listed in the JSON, absent on disk
     "image_unreadable": ERROR,  # not an image PIL can identify
-    "image_truncated": ERROR,  # JPEG/PNG whose end marker is missing
+    "image_truncated": ERROR,  # the decoder ran out of data (a cut-off download)
+    "image_size_mismatch": ERROR,  # real size differs from the JSON and no EXIF rotation explains it
     "empty_split": ERROR,
     "box_nonpositive": WARNING,  # width or height <= 0
     "box_outside": WARNING,  # box extends beyond the image
-    "image_size_mismatch": WARNING,  # real size differs from the JSON (often EXIF rotation)
     "category_unused": WARNING,  # category with no annotations
     "class_missing_in_train": WARNING,
     "split_group_fallback": WARNING,  # grouped split impossible (too few sources); split by image instead
     "class_map_unused": WARNING,  # a class map entry matched no class of any source
+    "exif_rotated": INFO,  # the JSON's size is the EXIF-rotated view; written upright (pixels rotated)
+    "category_parent_dropped": INFO,  # Roboflow's synthetic root: only a supercategory, no annotations
+    "image_skipped": WARNING,  # --skip-missing dropped an image that is missing, undecodable or mis-sized
     "split_adjusted": INFO,  # an image moved to train so that every class is trained on
     "duplicate_image": INFO,  # byte-identical image stored once
     "duplicate_annotation": INFO,  # annotation dropped by the duplicate rule

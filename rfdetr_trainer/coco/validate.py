@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rfdetr_trainer.coco.images import ImageProblem, check_image
+from rfdetr_trainer.coco.images import check_images as check_image_files
 from rfdetr_trainer.coco.io import decode_text, parse_json
 from rfdetr_trainer.coco.layout import Subset, Tree, open_dataset
 from rfdetr_trainer.coco.schema import ERROR, INFO, SPLITS, WARNING, Finding
@@ -152,44 +154,44 @@ def empty_split_findings(split_counts: dict[str, dict], file_of: dict[str, str])
     ]
 
 
-_TAIL = 64
-
-
-def _tail(tree: Tree, rel: str) -> bytes:
-    path = tree.fs_path(rel)
-    if path is not None:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            fh.seek(max(0, fh.tell() - _TAIL))
-            return fh.read()
-    return tree.read_bytes(rel)[-_TAIL:]
-
-
 def check_image_file(tree: Tree, rel: str, width: Any, height: Any, file: str, image_id: Any) -> Finding | None:
-    """Open an image's header (cheap) and check it is readable, complete and the size the JSON says.
+    """Open an image and check that it decodes at the size the JSON says (see :mod:`rfdetr_trainer.coco.images`).
 
-    Truncation is judged by the end marker (JPEG ``FFD9``, PNG ``IEND``), which a cut-off download lacks;
-    decoding every pixel would make the check before training take minutes on large datasets.
+    Findings: ``image_unreadable`` / ``image_truncated`` (what Pillow's decoder says), ``exif_rotated`` (the
+    JSON's size is the EXIF-rotated view; merge writes such images upright), ``image_size_mismatch``.
     """
-    from PIL import Image, UnidentifiedImageError
+    problem = check_image(tree, rel, width, height)
+    return _image_finding(problem, file, image_id)
 
-    where = tree.describe(rel)
-    try:
-        with tree.open(rel) as fh, Image.open(fh) as img:
-            real, fmt = img.size, img.format
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        return Finding("image_unreadable", f"{where} is not a readable image ({type(exc).__name__})", file, image_id)
-    try:
-        tail = _tail(tree, rel).rstrip(b"\x00\r\n ")
-    except OSError:
-        tail = b""
-    if (fmt == "JPEG" and not tail.endswith(b"\xff\xd9")) or (fmt == "PNG" and b"IEND" not in tail):
-        return Finding("image_truncated", f"{where} is truncated (no {fmt} end marker)", file, image_id)
-    if (width, height) != real:
-        return Finding(
-            "image_size_mismatch", f"{where} is {real[0]}x{real[1]}, the JSON says {width}x{height}", file, image_id
-        )
-    return None
+
+def _image_finding(problem: ImageProblem | None, file: str, image_id: Any, action: str = "") -> Finding | None:
+    if problem is None:
+        return None
+    if problem.code == "exif_rotated":
+        action = "rotated"
+    return Finding(problem.code, problem.message, file, image_id, action)
+
+
+def parent_categories(categories: list[dict], annotated: set) -> list[dict]:
+    """Categories rfdetr 1.11 drops (``rfdetr.datasets.coco.filter_parent_categories``): named as another
+    category's ``supercategory``, with no annotation of their own. Roboflow's synthetic root
+    (``{"id": 0, "name": "<project>", "supercategory": "none"}``) is the usual one; flat lists lose nothing.
+
+    The rule is rfdetr's, restated here because the COCO domain imports no rfdetr (a test pins the two
+    together): placeholders ``""``, ``"none"``, ``"null"`` and None name no parent, a category whose
+    supercategory is its own name is not its own parent, and when every category would go none does.
+    """
+    parents = {
+        c.get("supercategory", "none") for c in categories
+        if c.get("supercategory", "none") not in _PLACEHOLDERS and c.get("supercategory", "none") != c.get("name")
+    }
+    if not parents:
+        return []
+    dropped = [c for c in categories if c.get("name") in parents and c.get("id") not in annotated]
+    return [] if len(dropped) == len(categories) else dropped
+
+
+_PLACEHOLDERS = frozenset({"", "none", "null", None})
 
 
 def _split_key(subset: Subset) -> str:
@@ -218,6 +220,7 @@ def validate_dataset(
     splits: dict[str, dict[str, Any]] = {}
     class_totals: Counter[str] = Counter()
     all_names: dict[str, None] = {}
+    dropped_parents: dict[str, None] = {}
     for subset in dataset.subsets:
         # One file at a time: a whole dataset parsed at once would need several times its size in memory.
         label = dataset.tree.describe(subset.json_rel)
@@ -232,6 +235,14 @@ def validate_dataset(
         total_images = len(data["images"])
         done = 0
         cats: dict[Any, str] = {}
+        annotated_ids = {a.get("category_id") for a in data.get("annotations", []) if isinstance(a, dict)
+                         and isinstance(a.get("category_id"), (int, str))}
+        good_cats = [c for c in data["categories"] if check_category_record(c, label) is None]
+        for cat in parent_categories(good_cats, annotated_ids):
+            dropped_parents.setdefault(cat["name"].strip())
+            findings.append(Finding("category_parent_dropped",
+                                    f"category {cat['name']!r} only groups other classes (their supercategory) and "
+                                    "has no annotations; dropped as rfdetr drops it", label, cat["id"], "dropped"))
         for cat in data["categories"]:
             bad = check_category_record(cat, label)
             if bad is not None:
@@ -240,8 +251,11 @@ def validate_dataset(
                 findings.append(Finding("duplicate_category_id", "duplicate category id", label, cat["id"]))
             else:
                 cats[cat["id"]] = cat["name"].strip()
-                all_names.setdefault(cats[cat["id"]])
+                if cats[cat["id"]] not in dropped_parents or cat["id"] in annotated_ids:
+                    all_names.setdefault(cats[cat["id"]])
         images: dict[Any, dict] = {}
+        to_check: list[tuple[str, Any, Any]] = []
+        checked_ids: list[Any] = []
         for img in data["images"]:
             bad = check_image_record(img, label)
             if bad is not None:
@@ -258,12 +272,17 @@ def validate_dataset(
                         Finding("image_missing", f"image file {img['file_name']} not found", label, img["id"])
                     )
                 else:
-                    bad = check_image_file(dataset.tree, rel, img["width"], img["height"], label, img["id"])
-                    if bad is not None:
-                        findings.append(bad)
-                done += 1
-                if progress is not None and (done % 200 == 0 or done == total_images):
-                    progress("validate", done, total_images)
+                    to_check.append((rel, img["width"], img["height"]))
+                    checked_ids.append(img["id"])
+        for start in range(0, len(to_check), 200):
+            chunk = to_check[start:start + 200]
+            for iid, problem in zip(checked_ids[start:start + 200], check_image_files(dataset.tree, chunk)):
+                bad = _image_finding(problem, label, iid)
+                if bad is not None:
+                    findings.append(bad)
+            done = min(total_images, start + len(chunk))
+            if progress is not None:
+                progress("validate", done, total_images)
         annotated: set = set()
         seen: set = set()
         classes: Counter[str] = Counter()

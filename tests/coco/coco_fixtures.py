@@ -39,6 +39,21 @@ def png_bytes(size: tuple[int, int], color: tuple[int, int, int]) -> bytes:
     return buf.getvalue()
 
 
+def jpeg_bytes(size: tuple[int, int], color: tuple[int, int, int], *, orientation: int = 1,
+               trailer: bytes = b"", box: tuple[int, int, int, int] | None = None) -> bytes:
+    """A JPEG as cameras write it: optional EXIF orientation, optional bytes after the end marker (a phone's
+    "motion photo" video), optional white box (x0, y0, x1, y1) in stored-pixel coordinates."""
+    img = Image.new("RGB", size, color)
+    if box is not None:
+        img.paste((255, 255, 255), box)
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation
+    img.save(buf, format="JPEG", quality=95, exif=exif.tobytes())
+    return buf.getvalue() + trailer
+
+
 def coco_json(images: list[Img], categories: list[str], *, ann_id_start: int = 1) -> dict:
     """COCO dict with CVAT's key order: ids 1..N, categories in the given order."""
     cat_ids = {name: i + 1 for i, name in enumerate(categories)}

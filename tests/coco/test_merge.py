@@ -205,12 +205,21 @@ def test_dangling_references_are_dropped_and_reported(tmp_path):
     assert inspect_dataset(tmp_path / "out").ok
 
 
-def test_missing_image_files_are_dropped_with_their_annotations(tmp_path):
+def test_missing_image_files_fail_the_merge_unless_skipped(tmp_path):
     src = write_dataset(tmp_path / "s", {"train": three_images("a") + [Img("gone.png", [ann("car")], color=(1, 2, 3))]})
     (src / "train" / "gone.png").unlink()
-    result = merge_datasets([SourceRef(src, "s")], tmp_path / "out", MergeOptions())
+    with pytest.raises(DatasetError, match=r"1 of 4 images can't be used \(image_missing 1\): .*gone.png"):
+        merge_datasets([SourceRef(src, "s")], tmp_path / "out", MergeOptions())
+    assert not (tmp_path / "out").exists()
+    result = merge_datasets([SourceRef(src, "s")], tmp_path / "out", MergeOptions(skip_missing=True))
     assert result.dropped == {"image_dropped": 1}
-    assert [(f.code, f.id) for f in result.findings if f.code == "image_missing"] == [("image_missing", 4)]
+    assert [(f.code, f.id, f.action) for f in result.findings if f.code == "image_missing"] == [
+        ("image_missing", 4, "dropped")]
+    assert [(s["code"], s["id"]) for s in result.skipped_images] == [("image_missing", 4)]
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["skipped_images"][0]["file"].endswith("gone.png")
+    assert manifest["totals"] == {"images": 4, "annotations": 4}
+    assert (result.counts["images"], result.counts["annotations"]) == (3, 3)
 
 
 def test_images_are_hard_linked_and_sources_untouched(tmp_path):

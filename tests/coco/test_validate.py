@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from coco_fixtures import Img, ann, write_dataset
+from coco_fixtures import Img, ann, jpeg_bytes, write_dataset
 
 from rfdetr_trainer.coco.schema import SEVERITY
 from rfdetr_trainer.errors import DatasetError
@@ -37,7 +37,18 @@ def _append(kind: str, record: dict):
 
 def _truncate(root: Path) -> None:
     p = root / "train" / "a.png"
-    p.write_bytes(p.read_bytes()[:-20])
+    p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])  # a download cut off halfway
+
+
+def _exif_rotated(root: Path) -> None:
+    """b.png becomes a camera JPEG stored 16x20 with EXIF orientation 6: viewers (and the JSON) say 20x16."""
+    (root / "train" / "b.png").write_bytes(jpeg_bytes((16, 20), (2, 0, 0), orientation=6))
+
+
+def _roboflow_root(data: dict) -> None:
+    data["categories"].insert(0, {"id": 0, "name": "things", "supercategory": "none"})
+    for cat in data["categories"][1:]:
+        cat["supercategory"] = "things"
 
 
 def _garbage(root: Path) -> None:
@@ -69,6 +80,8 @@ CASES = [
     ("image_missing", _remove, TRAIN_JSON, 3),
     ("image_unreadable", _garbage, TRAIN_JSON, 2),
     ("image_truncated", _truncate, TRAIN_JSON, 1),
+    ("exif_rotated", _exif_rotated, TRAIN_JSON, 2),
+    ("category_parent_dropped", lambda r: _edit(r, "train", _roboflow_root), TRAIN_JSON, 0),
     ("empty_split", _empty_test, "test/_annotations.coco.json", None),
     ("box_nonpositive", lambda r: _edit(r, "train", _set(annotations__0__bbox=[1, 1, 0, 4])), TRAIN_JSON, 1),
     ("box_outside", lambda r: _edit(r, "train", _set(annotations__0__bbox=[15, 2, 10, 5])), TRAIN_JSON, 1),
@@ -104,7 +117,7 @@ def test_clean_dataset_has_no_problems(simple_rfdetr):
 
 def test_every_code_has_a_case():
     tested = {c[0] for c in CASES} | {"split_group_fallback", "class_map_unused", "split_adjusted",
-                                      "duplicate_image", "duplicate_annotation", "file_renamed"}
+                                      "duplicate_image", "duplicate_annotation", "file_renamed", "image_skipped"}
     assert tested == set(SEVERITY)  # merge-only codes are covered in test_merge.py / test_split.py
 
 
