@@ -52,7 +52,8 @@ def merge_command(
     data_dir: MergeOutput = None,
     split: o.Split = None, split_seed: o.SplitSeed = None, group_by_source: o.GroupBySource = None,
     class_map: o.ClassMap = None, rename: Rename = None, drop: Drop = None, box_fix: BoxFix = None,
-    strict: o.Strict = None, no_images: NoImages = False, no_links: NoLinks = False,
+    strict: o.Strict = None, skip_missing: o.SkipMissing = None, no_images: NoImages = False,
+    no_links: NoLinks = False,
     config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
 ) -> None:
     """Merge datasets: classes united by name, ids renumbered, duplicates stored once, split into
@@ -74,9 +75,13 @@ def merge_command(
         "manifest": str(result.manifest_path),
         "images": result.counts["images"],
         "annotations": result.counts["annotations"],
+        "kept": f"{result.counts['images']} / {result.totals.get('images', 0)} images, "
+                f"{result.counts['annotations']} / {result.totals.get('annotations', 0)} annotations",
         "splits": {s: {k: v for k, v in c.items() if k != "classes"} for s, c in result.counts["splits"].items()},
         "classes": result.counts["classes"],
         "dropped": result.dropped,
+        "dropped_categories": [c["name"] for c in result.dropped_categories],
+        "skipped_images": len(result.skipped_images),
         "findings": {code: sum(1 for f in result.findings if f.code == code)
                      for code in sorted({f.code for f in result.findings})},
     }

@@ -66,6 +66,12 @@ ClassMap = Annotated[Optional[Path], typer.Option(
     show_default=False)]
 Strict = Annotated[Optional[bool], typer.Option(
     "--strict/--no-strict", help="treat dataset warnings as errors.", rich_help_panel=DATA, show_default=False)]
+SkipMissing = Annotated[Optional[bool], typer.Option(
+    "--skip-missing/--no-skip-missing", help="drop images that are missing, don't decode or differ in size from "
+    "the JSON (each listed in the manifest) instead of failing.", rich_help_panel=DATA, show_default=False)]
+CacheDir = Annotated[Optional[Path], typer.Option(
+    "--cache-dir", help="where CVAT/S3 downloads are cached (default: the user's cache folder).",
+    rich_help_panel=DATA, show_default=False)]
 UploadTo = Annotated[Optional[str], typer.Option(
     "--upload-to", help="s3://bucket/prefix to upload the run's artifacts to.", rich_help_panel=DATA,
     show_default=False)]
@@ -187,6 +193,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "group_by_source": ("data.split.group_by_source", "--group-by-source"),
     "class_map": ("data.class_map", "--class-map"),
     "strict": ("data.strict", "--strict"),
+    "skip_missing": ("data.skip_missing", "--skip-missing"),
+    "cache_dir": ("data.cache_dir", "--cache-dir"),
     "model_type": ("model.model_type", "--model-type"),
     "pretrain_weights": ("model.pretrain_weights", "--pretrain-weights"),
     "num_classes": ("model.num_classes", "--num-classes"),

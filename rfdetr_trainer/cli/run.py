@@ -12,7 +12,8 @@ def run_command(
     cvat_subsets: o.CvatSubsets = None, cvat_downloader: o.CvatDownloader = None,
     minio_bucket: o.MinioBucket = None, minio_prefix: o.MinioPrefix = None, refresh: o.Refresh = None,
     split: o.Split = None, split_seed: o.SplitSeed = None, group_by_source: o.GroupBySource = None,
-    class_map: o.ClassMap = None, strict: o.Strict = None, upload_to: o.UploadTo = None,
+    class_map: o.ClassMap = None, strict: o.Strict = None, skip_missing: o.SkipMissing = None,
+    cache_dir: o.CacheDir = None, upload_to: o.UploadTo = None,
     model_type: o.ModelType = None, pretrain_weights: o.PretrainWeights = None, num_classes: o.NumClasses = None,
     epochs: o.Epochs = None, batch_size: o.BatchSize = None, grad_accum_steps: o.GradAccum = None, lr: o.Lr = None,
     resolution: o.Resolution = None, weight_decay: o.WeightDecay = None, device: o.Device = None,
@@ -27,7 +28,8 @@ def run_command(
     half: o.Half = None, simplify: o.Simplify = None, opset: o.Opset = None, dynamic_batch: o.DynamicBatch = None,
     config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
 ) -> None:
-    """Run the whole pipeline; prints every artifact, the run manifest last."""
+    """Run the whole pipeline; prints every artifact, then the run manifest, and the best checkpoint last
+    (as ``train`` does, so ``ckpt=$(rfdetr-trainer run …)`` works)."""
     from rfdetr_trainer.pipeline.runner import run
 
     settings = load(locals())
@@ -39,8 +41,13 @@ def run_command(
         print(f"enqueued: ClearML task {result.enqueued['task_id']} on queue {result.enqueued['queue']}")
         return
     if json_out:
-        emit(result.manifest, as_json=True)
+        emit({**result.manifest, "manifest_path": str(result.paths.manifest),
+              "best_checkpoint": result.artifacts.get("best_checkpoint")}, as_json=True)
         return
-    for name, path in result.artifacts.items():
+    artifacts = result.artifacts
+    best = artifacts.get("best_checkpoint")
+    for name, path in artifacts.items():
         print(f"{name}: {path}")
     print(f"manifest: {result.paths.manifest}")
+    if best:
+        print(best)

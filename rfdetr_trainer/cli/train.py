@@ -16,6 +16,7 @@ def train_command(
     num_workers: o.NumWorkers = None, devices: o.Devices = None, strategy: o.Strategy = None,
     num_nodes: o.NumNodes = None, max_steps: o.MaxSteps = None, output_dir: o.OutputDir = None,
     run_name: o.RunName = None, tensorboard: o.TensorBoard = None, strict: o.Strict = None,
+    skip_missing: o.SkipMissing = None, cache_dir: o.CacheDir = None,
     clearml: o.ClearML = None, project_name: o.ProjectName = None, task_name: o.TaskName = None,
     tags: o.Tags = None, clearml_offline: o.ClearMLOffline = None, clearml_required: o.ClearMLRequired = None,
     remote: o.Remote = None, config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,

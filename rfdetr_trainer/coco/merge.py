@@ -26,6 +26,7 @@ from typing import Any
 
 from rfdetr_trainer.coco import fastjson
 from rfdetr_trainer.coco.classmap import ClassMap
+from rfdetr_trainer.coco.images import check_images, problems_summary, write_upright
 from rfdetr_trainer.coco.io import decode_text, dumps, sha256_bytes, sha256_later, staging_dir
 from rfdetr_trainer.coco.layout import Dataset, Subset, open_dataset, safe_relpath
 from rfdetr_trainer.coco.manifest import MANIFEST_NAME, MANIFEST_VERSION, findings_section, write_manifest
@@ -33,7 +34,6 @@ from rfdetr_trainer.coco.reader import BATCH, walk_coco
 from rfdetr_trainer.coco.schema import ERROR, SPLITS, WARNING, Finding
 from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.coco.split import TRAIN, plan_splits
-from rfdetr_trainer.coco.images import check_images, problems_summary, write_upright
 from rfdetr_trainer.coco.validate import check_box, check_category_record, check_image_record, parent_categories
 from rfdetr_trainer.errors import DatasetError, OutputError
 

@@ -332,7 +332,7 @@ def validate_dataset(
     for name in all_names:
         if not class_totals[name]:
             findings.append(Finding("category_unused", f"class {name!r} has no annotations", str(path), name))
-    if dataset.layout == "rfdetr":
+    if dataset.layout == "rfdetr" and any(s.split for s in dataset.subsets):  # not Roboflow's single root file
         files = {_split_key(s): dataset.tree.describe(s.json_rel) for s in dataset.subsets}
         findings.extend(empty_split_findings(splits, files))
         train = splits.get("train", {}).get("classes", Counter())

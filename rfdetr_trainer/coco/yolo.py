@@ -203,7 +203,7 @@ def _darknet(tree: Tree, data_rel: str | None, names_rel: str) -> tuple[list[str
                 lists[key] = value
     splits = []
     seen: set[str] = set()
-    for key, value in lists.items():
+    for value in lists.values():
         images = _images_of(tree, value, folder, tree.describe(data_rel or names_rel))
         stem = posixpath.splitext(posixpath.basename(value))[0]
         seen.add(stem)

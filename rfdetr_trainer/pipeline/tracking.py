@@ -42,6 +42,41 @@ class Tracker:
             self.task_manager.log_model(path, name=name, class_names=class_names, metrics=metrics)
 
 
+#: Flags of the ClearML-only options, for the warning when they come with --no-clearml.
+_FLAGS = {"offline": "--clearml-offline", "project_name": "--project-name", "task_name": "--task-name",
+          "tags": "--tags", "remote_queue": "--remote"}
+
+
+def clearml_credentials_configured(environ: dict[str, str] | None = None) -> bool:
+    """ClearML is configured here: ``CLEARML_API_*`` credentials or a host in the environment, or a
+    ``clearml.conf`` (``CLEARML_CONFIG_FILE``, else ``~/clearml.conf``). Reads files only, no network."""
+    import os
+
+    env = os.environ if environ is None else environ
+    if env.get("CLEARML_API_ACCESS_KEY") or env.get("CLEARML_API_HOST"):
+        return True
+    conf = env.get("CLEARML_CONFIG_FILE") or env.get("TRAINS_CONFIG_FILE")
+    candidates = [Path(conf).expanduser()] if conf else [Path.home() / "clearml.conf", Path.home() / "trains.conf"]
+    return any(c.is_file() for c in candidates)
+
+
+def resolve_clearml(settings: Settings) -> Settings:
+    """Settings with ``experiment.clearml.enabled`` decided: ``auto`` becomes on or off (see
+    :meth:`ClearMLConfig.resolve`); ClearML-only options together with ``--no-clearml`` log one warning."""
+    cfg = settings.experiment.clearml
+    if cfg.enabled is False and cfg.clearml_only_options():
+        flags = ", ".join(_FLAGS[n] for n in cfg.clearml_only_options())
+        log.warning("ClearML is off (--no-clearml or experiment.clearml.enabled=false); ignoring %s", flags)
+    if isinstance(cfg.enabled, bool):
+        return settings
+    resolved = cfg.resolve(clearml_credentials_configured())
+    if resolved.enabled:
+        why = ", ".join(_FLAGS[n] for n in cfg.clearml_only_options()) or "ClearML credentials are configured"
+        log.info("ClearML tracking on (%s; --no-clearml turns it off)", why)
+    experiment = settings.experiment.model_copy(update={"clearml": resolved})
+    return settings.model_copy(update={"experiment": experiment})
+
+
 @contextlib.contextmanager
 def tracking(settings: Settings, run_name: str, *, argv: list[str] | None = None) -> Iterator[Tracker]:
     """Open the run's trackers; the yielded ``tracker.settings`` hold any values edited in the ClearML UI.
@@ -54,6 +89,7 @@ def tracking(settings: Settings, run_name: str, *, argv: list[str] | None = None
     Raises:
         TrackingError: ClearML is required but unavailable, or ``--remote`` without a task.
     """
+    settings = resolve_clearml(settings)
     tracker = Tracker(settings)
     manager = None
     if settings.experiment.clearml.enabled:

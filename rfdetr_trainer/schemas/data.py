@@ -10,6 +10,13 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from rfdetr_trainer.schemas.base import Section
 
 
+def default_cache_dir() -> Path:
+    """The user's cache folder (``~/.cache/rfdetr-trainer`` on Linux), so a fetch from any folder reuses it."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("rfdetr-trainer", appauthor=False))
+
+
 class CvatConfig(Section):
     """CVAT source. Credentials come from CVAT_* environment variables or .env."""
 
@@ -83,8 +90,13 @@ class DataConfig(Section):
     class_map: Path | None = Field(None, description="JSON/YAML file renaming, merging or dropping classes")
     box_fix: Literal["clip", "drop", "none"] = Field("clip", description="boxes outside the image: clip or drop")
     strict: bool = Field(False, description="treat dataset warnings as errors")
+    skip_missing: bool = Field(
+        False, description="drop images that are missing, don't decode or differ in size from the JSON (listed in "
+        "the manifest) instead of failing")
     output_dir: Path = Field(Path("data/prepared"), description="where the prepared dataset is written")
-    cache_dir: Path = Field(Path("data/cache"), description="downloaded CVAT/S3 exports, reused when unchanged")
+    cache_dir: Path = Field(
+        default_factory=lambda: default_cache_dir(),
+        description="downloaded CVAT/S3 exports, reused when unchanged (default: the user's cache folder)")
 
     @field_validator("class_map", mode="before")
     @classmethod

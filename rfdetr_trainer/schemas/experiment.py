@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -12,7 +13,9 @@ from rfdetr_trainer.schemas.base import Section
 class ClearMLConfig(Section):
     """ClearML experiment tracking."""
 
-    enabled: bool = Field(False, description="track the run in ClearML")
+    enabled: bool | Literal["auto"] = Field(
+        "auto", description="track the run in ClearML: true, false, or auto (on when ClearML credentials are "
+        "configured or a ClearML-only option is given)")
     project_name: str = Field("rfdetr-trainer", description="ClearML project")
     task_name: str | None = Field(None, description="ClearML task name (default: the run name)")
     tags: list[str] = Field(default_factory=list, description="ClearML task tags")
@@ -22,6 +25,31 @@ class ClearMLConfig(Section):
     output_uri: str | None = Field(None, description="where ClearML stores output models")
     log_every_n_steps: int = Field(10, ge=1, description="report train loss every N steps")
     debug_images_every_n_epochs: int = Field(1, ge=1, description="report a prediction grid every N epochs")
+
+    def clearml_only_options(self) -> list[str]:
+        """The ClearML-only options given (``offline``, ``project_name``, ``task_name``, ``tags``,
+        ``remote_queue``), which ask for ClearML when ``enabled`` is ``auto``."""
+        given = []
+        if self.offline:
+            given.append("offline")
+        if "project_name" in self.model_fields_set:
+            given.append("project_name")
+        for name in ("task_name", "remote_queue"):
+            if getattr(self, name) is not None:
+                given.append(name)
+        if self.tags:
+            given.append("tags")
+        return given
+
+    def resolve(self, credentials_configured: bool) -> ClearMLConfig:
+        """This section with ``enabled`` a bool: ``auto`` is on when ``credentials_configured`` or a
+        ClearML-only option is given."""
+        if isinstance(self.enabled, bool):
+            return self
+        on = credentials_configured or bool(self.clearml_only_options())
+        resolved = self.model_copy(update={"enabled": on})
+        # model_copy keeps model_fields_set; project_name stays "given" exactly when it was.
+        return resolved
 
 
 class LoggingConfig(Section):

@@ -8,7 +8,10 @@ from pathlib import Path
 from rfdetr_trainer.coco.classmap import ClassMap, load_class_map
 from rfdetr_trainer.coco.merge import MergeOptions, MergeResult, Progress, merge_datasets
 from rfdetr_trainer.coco.source import SourceRef
+from rfdetr_trainer.logs import get_logger
 from rfdetr_trainer.schemas.data import DataConfig
+
+log = get_logger(__name__)
 
 __all__ = ["MergeResult", "merge", "merge_options"]
 
@@ -31,6 +34,7 @@ def merge_options(
         copy_images=copy_images,
         link_images=link_images,
         strict=data.strict,
+        skip_missing=data.skip_missing,
     )
 
 
@@ -63,4 +67,12 @@ def merge(
         OutputError: the output folder overlaps a source or cannot be written.
     """
     options = merge_options(data, copy_images=copy_images, class_map=class_map, link_images=link_images)
-    return merge_datasets(sources, Path(output_dir), options, progress)
+    result = merge_datasets(sources, Path(output_dir), options, progress)
+    if result.skipped_images:
+        first = ", ".join(s["file"] for s in result.skipped_images[:3])
+        more = f" and {len(result.skipped_images) - 3} more" if len(result.skipped_images) > 3 else ""
+        log.warning("--skip-missing dropped %d of %d images (%s%s); each is listed in %s",
+                    len(result.skipped_images), result.totals.get("images", 0), first, more, result.manifest_path)
+    log.info("kept %d / %d images and %d / %d annotations", result.counts["images"], result.totals.get("images", 0),
+             result.counts["annotations"], result.totals.get("annotations", 0))
+    return result

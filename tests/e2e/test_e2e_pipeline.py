@@ -40,9 +40,11 @@ def test_run_writes_every_artifact(run_result, tiny_dataset):
                 "export_onnx", "export_torchscript"):
         assert Path(artifacts[key]).exists(), key
         assert f"{key}: {artifacts[key]}" in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == f"manifest: {run_dir / 'run_manifest.json'}"
+    # The design's flow ends in "Return Best Checkpoint Path": last line as for train, the manifest before it.
+    assert result.stdout.strip().splitlines()[-1] == artifacts["best_checkpoint"]
+    assert result.stdout.strip().splitlines()[-2] == f"manifest: {run_dir / 'run_manifest.json'}"
     # stdout holds results only: every line is "name: path"
-    assert all(": " in line for line in result.stdout.strip().splitlines())
+    assert all(": " in line for line in result.stdout.strip().splitlines()[:-1])
     assert set(manifest["stages"]) == {"fetch", "train", "predict", "export"}
     assert manifest["config"]["training"]["epochs"] == 1
     assert manifest["stages"]["fetch"]["in_place"] is True

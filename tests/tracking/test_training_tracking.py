@@ -85,7 +85,9 @@ def test_clearml_debug_images_console_and_model(run: SimpleNamespace) -> None:
     assert hyper["training"]["epochs"] == "1" and hyper["model"]["model_type"] == "nano"
     assert not any("password" in key or "secret" in key for values in hyper.values() for key in values)
     assert set(run.session.task.get("tags") or []) >= {"production", "v1.0"}
-    assert run.stdout.strip().splitlines()[-1].startswith("manifest: ")  # ClearML's banners stay off stdout
+    # ClearML's banners stay off stdout: the manifest, then the best checkpoint last
+    assert run.stdout.strip().splitlines()[-2].startswith("manifest: ")
+    assert run.stdout.strip().splitlines()[-1].endswith(".pth")
 
 
 def test_clearml_dataset_tables(run: SimpleNamespace) -> None:
