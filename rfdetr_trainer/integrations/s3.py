@@ -14,8 +14,11 @@ Local layout::
 
 Each object is written to a hidden temporary sibling and renamed when complete, then journaled, so an
 interrupted fetch resumes where it stopped; an object whose ETag and size match the journal (and whose file
-is intact) is not downloaded again. A key with ``..`` or an absolute path refuses the fetch before anything
-is written. boto3 is imported inside functions only (``--help`` must stay light).
+is intact) is not downloaded again. A key that can't be written safely (``..``, an absolute path, or a second key
+mapping to a file another key already takes) is skipped with one warning naming each key and recorded in the
+sources' ``origin`` (so in the dataset manifest), and the rest of the prefix is fetched, as ``aws s3 sync``
+does; with ``strict`` such a key fails the fetch (exit 5) before anything is written. boto3 is imported inside
+functions only (``--help`` must stay light).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from rfdetr_trainer.integrations.archive import (
     temp_sibling,
 )
 from rfdetr_trainer.integrations.progress import TransferProgress, as_progress
+from rfdetr_trainer.logs import get_logger
+
+log = get_logger(__name__)
 
 _SPLIT_DIRS = {"train", "valid", "val", "validation", "test"}
 # Above this size an object is fetched with parallel ranged GETs (s3transfer) instead of one GET.
@@ -310,15 +316,39 @@ def download_object(client: Any, cfg: Any, bucket: str, obj: S3Object, target: P
     return _retrying(cfg, bucket, f"downloading {obj.key!r}", attempt)
 
 
-def _local_path(root: Path, key: str, cfg: Any, bucket: str) -> Path:
-    try:
-        rel = safe_relative_path(key)
-    except ValueError as exc:
-        raise SourceError(
-            f"{_where(cfg, bucket)}: refusing key {key!r}: it would escape the output folder ({exc})",
-            hint="rename or remove the object, or narrow --minio-prefix",
-        ) from None
-    return root.joinpath(*rel.parts)
+def safe_paths(root: Path, objects: list[S3Object]) -> tuple[dict[str, Path], list[dict[str, str]]]:
+    """Local path of every key that can be written safely under ``root``, and the keys that can't.
+
+    Unsafe: a key with ``..`` or an absolute path (``safe_relative_path``), and a key whose file another key
+    already takes (``a//b`` and ``a/b``; ``a`` as a file and ``a/b`` beneath it). Of two colliding keys the one
+    already in its plain form (``a/b``) is kept, else the first in sorted order.
+
+    Returns:
+        ``(paths, skipped)``; each skipped entry is ``{"key", "reason"}``.
+    """
+    paths: dict[str, Path] = {}
+    skipped: list[dict[str, str]] = []
+    files: dict[PurePosixPath, str] = {}
+    dirs: dict[PurePosixPath, str] = {}
+    def plain_first(obj: S3Object) -> tuple[bool, str]:
+        return ("//" in obj.key or "/./" in obj.key or obj.key.startswith("./") or "\\" in obj.key, obj.key)
+
+    for obj in sorted(objects, key=plain_first):
+        try:
+            rel = safe_relative_path(obj.key)
+        except ValueError as exc:
+            skipped.append({"key": obj.key, "reason": f"would escape the output folder ({exc})"})
+            continue
+        clash = files.get(rel) or dirs.get(rel) or next(
+            (files[p] for p in rel.parents if p in files), None)
+        if clash is not None:
+            skipped.append({"key": obj.key, "reason": f"maps to the same file as key {clash!r}"})
+            continue
+        files[rel] = obj.key
+        for parent in rel.parents:
+            dirs.setdefault(parent, obj.key)
+        paths[obj.key] = root.joinpath(*rel.parts)
+    return paths, skipped
 
 
 def _digest(objects: list[S3Object]) -> str:
@@ -328,21 +358,23 @@ def _digest(objects: list[S3Object]) -> str:
     return h.hexdigest()[:16]
 
 
-def fetch_s3(cfg: Any, dest: Path, *, progress: Any = None) -> list[SourceRef]:
+def fetch_s3(cfg: Any, dest: Path, *, progress: Any = None, strict: bool = False) -> list[SourceRef]:
     """Download the datasets under ``cfg.prefixes`` of ``cfg.bucket`` to ``dest/s3/<bucket>/``.
 
     Args:
         cfg: a ``MinioConfig``.
         dest: root folder for fetched sources.
         progress: None, a ``rich.progress.Progress``, a callback or a TransferProgress.
+        strict: a key that can't be written safely fails the fetch instead of being skipped.
 
     Returns:
         One SourceRef per dataset: a folder holding COCO JSON (``origin`` has the bucket, the folder ``key``
-        and ``etag``, a digest of its objects' ETags) or an extracted .zip (``key`` and its ``etag``).
+        and ``etag``, a digest of its objects' ETags) or an extracted .zip (``key`` and its ``etag``); each
+        ``origin`` lists the ``skipped_keys`` under the prefixes, if any.
 
     Raises:
         ConfigError: no bucket, incomplete keys. AuthError: access denied (exit 6).
-        SourceError: unreachable endpoint, missing bucket, unsafe key, nothing found (exit 5).
+        SourceError: unreachable endpoint, missing bucket, unsafe key with ``strict``, nothing found (exit 5).
     """
     if not cfg.bucket:
         raise ConfigError("no S3/MinIO bucket given", hint="pass --minio-bucket (or data.minio.bucket)")
@@ -353,7 +385,18 @@ def fetch_s3(cfg: Any, dest: Path, *, progress: Any = None) -> list[SourceRef]:
     objects = list_objects(client, cfg, bucket, prefixes)
     root = Path(dest) / "s3" / bucket
     # Every key is checked before anything is written.
-    paths = {o.key: _local_path(root, o.key, cfg, bucket) for o in objects}
+    paths, skipped = safe_paths(root, objects)
+    if skipped:
+        first = skipped[0]
+        if strict:
+            more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+            raise SourceError(
+                f"{_where(cfg, bucket)}: refusing key {first['key']!r}: it {first['reason']}{more}",
+                hint="rename or remove the object, narrow --minio-prefix, or fetch without --strict to skip it",
+            )
+        log.warning("%s: skipped %d key(s) that can't be written safely: %s", _where(cfg, bucket), len(skipped),
+                    "; ".join(f"{k['key']!r} ({k['reason']})" for k in skipped))
+        objects = [o for o in objects if o.key in paths]
     folders, zips = find_datasets(objects)
     if not folders and not zips:
         raise SourceError(
@@ -413,7 +456,8 @@ def fetch_s3(cfg: Any, dest: Path, *, progress: Any = None) -> list[SourceRef]:
             path=root.joinpath(*prefix_root.split("/")) if prefix_root else root,
             name=f"s3-{bucket}-{name}",
             origin={"type": "s3", "endpoint": endpoint, "bucket": bucket, "key": prefix_root + "/" if prefix_root
-                    else "", "etag": _digest(members), "objects": len(members)},
+                    else "", "etag": _digest(members), "objects": len(members),
+                    **({"skipped_keys": skipped} if skipped else {})},
         ))
     for obj in zips:
         stem = PurePosixPath(obj.key).with_suffix("").as_posix().replace("/", "-")
@@ -421,7 +465,7 @@ def fetch_s3(cfg: Any, dest: Path, *, progress: Any = None) -> list[SourceRef]:
             path=extracted_dir(obj),
             name=f"s3-{bucket}-{stem}",
             origin={"type": "s3", "endpoint": endpoint, "bucket": bucket, "key": obj.key, "etag": obj.etag,
-                    "size": obj.size},
+                    "size": obj.size, **({"skipped_keys": skipped} if skipped else {})},
         ))
     return refs
 

@@ -61,7 +61,7 @@ def collect_sources(data: DataConfig, *, progress: Any = None) -> list[SourceRef
     if kind == "minio":
         from rfdetr_trainer.integrations.s3 import fetch_s3
 
-        return fetch_s3(data.minio, Path(data.cache_dir), progress=progress)
+        return fetch_s3(data.minio, Path(data.cache_dir), progress=progress, strict=data.strict)
     if not data.local.dataset_dirs:
         raise ConfigError(
             "no data source configured",
@@ -77,38 +77,65 @@ def collect_sources(data: DataConfig, *, progress: Any = None) -> list[SourceRef
     return refs
 
 
+def _in_place_candidate(data: DataConfig, refs: list[SourceRef] | None = None) -> Path | None:
+    """The one local folder training can read as it is, or None when the dataset must be prepared.
+
+    Only a single local folder already in rfdetr's split layout, kept as split, with no class map, and only when
+    no output folder was asked for (``--data-dir``/``-o``, ``data.output_dir``): a folder asked for is always
+    where the dataset is left.
+    """
+    if "output_dir" in data.model_fields_set or data.split.mode != "keep" or data.class_map is not None:
+        return None
+    if refs is not None:
+        if len(refs) != 1 or refs[0].origin.get("type") != "local":
+            return None
+        folder = Path(refs[0].path)
+    else:
+        dirs = data.local.dataset_dirs
+        if data.resolved_source() != "local" or len(dirs) != 1:
+            return None
+        folder = Path(dirs[0])
+    return folder if (folder / "train" / "_annotations.coco.json").is_file() else None
+
+
 def prepared_dir(data: DataConfig) -> Path:
     """Where :func:`fetch` leaves the dataset, without fetching: for DDP ranks other than 0, which must not race
     rank 0's merge and only need the path."""
-    dirs = data.local.dataset_dirs
-    if (data.resolved_source() == "local" and len(dirs) == 1 and data.split.mode == "keep"
-            and data.class_map is None and (Path(dirs[0]) / "train" / "_annotations.coco.json").is_file()):
-        return Path(dirs[0])
-    return Path(data.output_dir)
+    return _in_place_candidate(data) or Path(data.output_dir)
+
+
+#: Findings that make a folder unusable in place: the merge drops (--skip-missing) or fixes (EXIF) them.
+_NEEDS_MERGE = {"image_missing", "image_unreadable", "image_truncated", "image_size_mismatch", "exif_rotated"}
 
 
 def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
     """Fetch every configured source and return an rfdetr-layout dataset folder.
 
-    A single local folder already in rfdetr layout, kept as split, with no class map, is validated and used in
-    place (nothing is copied). Anything else is merged by the dataset engine into ``data.output_dir``.
+    A single local folder already in rfdetr layout, kept as split, with no class map and no output folder asked
+    for, is validated and used in place (nothing is copied), unless its images need the merge: EXIF-rotated
+    images are written upright there, and with ``skip_missing`` unusable images are dropped. Anything else is
+    merged by the dataset engine into ``data.output_dir`` (images hard-linked from the cache where possible).
 
     Raises:
         ConfigError: no source is configured, or a source's settings are incomplete.
-        DatasetError: a folder is missing, malformed, or fails validation.
+        DatasetError: a folder is missing, malformed, or fails validation (an image missing, undecodable or of
+            another size than its JSON says fails with the count and the first files, unless ``skip_missing``).
         SourceError, AuthError: a remote source failed.
     """
-    from rfdetr_trainer.coco.layout import detect_layout
     from rfdetr_trainer.services.inspect import inspect_dataset, raise_for_report
     from rfdetr_trainer.services.merge import merge
 
     refs = collect_sources(data, progress=progress)
-    single = refs[0].path if len(refs) == 1 else None
-    if (single is not None and single.is_dir() and data.split.mode == "keep" and data.class_map is None
-            and detect_layout(single) == "rfdetr"):
+    single = _in_place_candidate(data, refs)
+    if single is not None:
         report = inspect_dataset(single, box_fix="none", strict=data.strict)
-        raise_for_report(report, data.strict)
-        log.info("using %s in place (already train/valid/test)", single)
-        return FetchResult(single, refs, None, dict(getattr(report, "counts", {}) or {}), in_place=True)
+        needs_merge = [f for f in report.findings if f.code in _NEEDS_MERGE]
+        if not needs_merge or not (data.skip_missing or all(f.code == "exif_rotated" for f in needs_merge)):
+            raise_for_report(report, data.strict)
+        if not needs_merge:
+            log.info("using %s in place (already train/valid/test)", single)
+            return FetchResult(single, refs, None, dict(getattr(report, "counts", {}) or {}), in_place=True)
+        log.info("%s: %d image(s) need the merge (%s); preparing %s", single, len(needs_merge),
+                 ", ".join(sorted({f.code for f in needs_merge})), data.output_dir)
     result = merge(refs, Path(data.output_dir), data, progress=progress)
-    return FetchResult(result.output_dir, refs, result.manifest_path, dict(result.counts))
+    return FetchResult(Path(result.output_dir).resolve(), refs, result.manifest_path, dict(result.counts))

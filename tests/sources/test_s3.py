@@ -148,15 +148,40 @@ def test_interrupted_fetch_resumes(s3_bucket, moto_endpoint, tmp_path, monkeypat
     assert not [p for p in ref.path.rglob(".*")]
 
 
-@pytest.mark.parametrize("key", ["data/../../evil.json", "data/x/../../../evil.jpg"])
-def test_key_escaping_the_output_folder_is_refused(s3_bucket, moto_endpoint, tmp_path, key):
+UNSAFE_KEYS = [
+    ("data/../../evil.json", "escape the output folder"),
+    ("data/x/../../../evil.jpg", "escape the output folder"),
+    ("data/ok/images/default//a.jpg", "same file as key 'data/ok/images/default/a.jpg'"),
+]
+
+
+@pytest.mark.parametrize(("key", "reason"), UNSAFE_KEYS)
+def test_unsafe_key_is_skipped_and_recorded_the_rest_fetched(s3_bucket, moto_endpoint, tmp_path, caplog, key, reason):
     client, bucket = s3_bucket
     client.put_object(Bucket=bucket, Key="data/ok/annotations/instances_default.json", Body=COCO)
+    client.put_object(Bucket=bucket, Key="data/ok/images/default/a.jpg", Body=b"a" * 7)
     client.put_object(Bucket=bucket, Key=key, Body=b"evil")
     dest = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="rfdetr_trainer"):
+        (ref,) = fetch_s3(minio_config(moto_endpoint, bucket, prefixes=["data/"]), dest)
+    assert ref.origin["skipped_keys"] == [{"key": key, "reason": ref.origin["skipped_keys"][0]["reason"]}]
+    assert reason in ref.origin["skipped_keys"][0]["reason"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and repr(key) in warnings[0]
+    assert (ref.path / "images" / "default" / "a.jpg").read_bytes() == b"a" * 7
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.read_bytes() == b"evil"]
+
+
+@pytest.mark.parametrize(("key", "reason"), UNSAFE_KEYS)
+def test_unsafe_key_with_strict_is_refused_before_anything_is_written(s3_bucket, moto_endpoint, tmp_path, key, reason):
+    client, bucket = s3_bucket
+    client.put_object(Bucket=bucket, Key="data/ok/annotations/instances_default.json", Body=COCO)
+    client.put_object(Bucket=bucket, Key="data/ok/images/default/a.jpg", Body=b"a" * 7)
+    client.put_object(Bucket=bucket, Key=key, Body=b"evil")
     with pytest.raises(SourceError) as err:
-        fetch_s3(minio_config(moto_endpoint, bucket, prefixes=["data/"]), dest)
-    assert "escape the output folder" in err.value.message and key in err.value.message
+        fetch_s3(minio_config(moto_endpoint, bucket, prefixes=["data/"]), tmp_path / "out", strict=True)
+    assert err.value.exit_code == 5
+    assert reason in err.value.message and key in err.value.message
     assert not [p for p in tmp_path.rglob("*") if p.is_file()], "nothing may be written"
 
 
