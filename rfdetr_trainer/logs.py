@@ -17,8 +17,10 @@ def stderr_console() -> Any:
     from rich.console import Console
 
     # Piped or captured stderr (CI logs, `2> file`) gets long lines instead of rich's 80-column wrapping, so a
-    # message stays greppable on one line.
-    return Console(stderr=True, width=None if sys.stderr.isatty() else 240)
+    # message stays greppable on one line, and no escape codes: colour only where a terminal shows it (rich's
+    # own detection then never overrides this).
+    tty = sys.stderr.isatty()
+    return Console(stderr=True, width=None if tty else 240, **({} if tty else {"color_system": None}))
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -39,9 +39,11 @@ def epoch_metrics(trainer: Any) -> dict[str, float]:
 
 def make_callbacks(*, metrics_path: Path, show_progress: bool = True) -> list[Any]:
     """The callbacks every training run gets: a progress bar on stderr (unless ``-q``) and the metrics log."""
+    from rfdetr_trainer.integrations.rfdetr.console import route_metric_tables
     from rfdetr_trainer.logs import quiet
 
-    callbacks: list[Any] = [MetricsLog(metrics_path)]
+    tables = route_metric_tables()  # rfdetr's tables report each epoch; no ANSI escapes off a terminal
+    callbacks: list[Any] = [MetricsLog(metrics_path, log_line=not tables)]
     if show_progress and not quiet():
         callbacks.append(RichProgress())
     return callbacks
@@ -54,9 +56,10 @@ class MetricsLog(Callback):
     identical numbers.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, log_line: bool = True) -> None:
         super().__init__()
         self.path = Path(path)
+        self.log_line = log_line  # off when rfdetr's own table reports the epoch: each epoch is reported once
         self.history: list[dict[str, Any]] = []
         self._started = time.monotonic()
 
@@ -70,7 +73,8 @@ class MetricsLog(Callback):
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
         shown = {k: round(v, 4) for k, v in record.items() if k.startswith("val/") and "mAP" in k}
-        log.info("epoch %d: %s", record["epoch"] + 1, shown or "no validation metrics")
+        (log.info if self.log_line else log.debug)("epoch %d: %s", record["epoch"] + 1,
+                                                   shown or "no validation metrics")
 
 
 class RichProgress(Callback):
