@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rfdetr_trainer.logs import get_logger
@@ -101,3 +102,30 @@ def remove_stale_temporaries(final: Path, *, max_age_s: float = STALE_AFTER_S) -
 def glob_escape(name: str) -> str:
     """``name`` with glob metacharacters escaped (``[``, ``*``, ``?``)."""
     return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def missing_parents(folder: Path) -> list[Path]:
+    """``folder`` and those of its ancestors that do not exist yet, deepest first."""
+    folder = Path(folder).absolute()
+    return [p for p in (folder, *folder.parents) if not p.exists()]
+
+
+@contextlib.contextmanager
+def discard_on_failure(folder: Path, keep: tuple[str, ...] = ()) -> Iterator[None]:
+    """Remove ``folder`` (and the ancestors made for it) when the block fails and it did not exist before.
+
+    A failed command leaves no empty output or run folder behind. ``keep`` lists glob patterns (``*.ckpt``):
+    a folder holding a match is left, since it is worth resuming from.
+    """
+    created = missing_parents(folder)
+    try:
+        yield
+    except BaseException:
+        folder = Path(folder)
+        if created and not (folder.is_dir() and any(next(folder.rglob(pat), None) for pat in keep)):
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+            for parent in created[1:]:
+                with contextlib.suppress(OSError):
+                    parent.rmdir()  # only while empty: stops at the first that holds something
+        raise
