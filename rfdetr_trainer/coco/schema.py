@@ -33,6 +33,7 @@ SEVERITY: dict[str, str] = {
     "class_missing_in_train": WARNING,
     "split_group_fallback": WARNING,  # grouped split impossible (too few sources); split by image instead
     "class_map_unused": WARNING,  # a class map entry matched no class of any source
+    "duplicate_category_name": WARNING,  # two categories of one file share a name (merged into one class)
     "split_adjusted": INFO,  # an image moved to train so that every class is trained on
     "duplicate_image": INFO,  # byte-identical image stored once
     "duplicate_annotation": INFO,  # annotation dropped by the duplicate rule
