@@ -27,8 +27,11 @@ def setup_logging(level: int = logging.INFO) -> None:
     """Send the project's log records (and rfdetr's) to stderr through rich."""
     from rich.logging import RichHandler
 
+    from rfdetr_trainer.urls import MaskUserinfoFilter
+
     handler = RichHandler(console=stderr_console(), show_path=False, rich_tracebacks=False, markup=False)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(MaskUserinfoFilter())  # a password inside CVAT_HOST / MINIO_ENDPOINT stays out of logs
     logger = logging.getLogger(LOGGER_NAME)
     logger.handlers[:] = [handler]
     logger.setLevel(level)

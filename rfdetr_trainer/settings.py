@@ -160,7 +160,7 @@ def _env_layer(kind: str, label: str, source: PydanticBaseSettingsSource, variab
         where = label if kind == "dotenv" else "environment"
         raise ConfigError(f"{where}: {name}: unknown key '{unknown[0]}'{_did_you_mean([unknown[0]])}",
                           hint="sections are " + ", ".join(Settings.model_fields))
-    values = {k: v for k, v in source().items() if k in ours}
+    values = {k: v for k, v in _read_source(kind, label, source).items() if k in ours}
     values = _deep_merge(values, _AliasSource(Settings, variables)())
     origins: dict[str, str] = {}
     for name, dotted in ENV_ALIASES.items():
@@ -171,28 +171,71 @@ def _env_layer(kind: str, label: str, source: PydanticBaseSettingsSource, variab
     return Layer(kind, label, values, origins)
 
 
+def _read_source(kind: str, label: str, source: Any) -> dict[str, Any]:
+    """``source()``, with a value pydantic-settings cannot parse (a list given as ``notjson``) blamed on its
+    variable: the library's own message names only the section."""
+    from pydantic_settings import SettingsError
+
+    try:
+        return source()
+    except SettingsError as exc:
+        everything = dict(source.env_vars)
+        for name in sorted(n for n in everything if n.upper().startswith(ENV_PREFIX)):
+            source.env_vars = {name: everything[name]}
+            try:
+                source()
+            except SettingsError as one:
+                where = label if kind == "dotenv" else "environment"
+                cause = one.__cause__ or exc.__cause__
+                detail = f": {cause}" if cause is not None else ""
+                raise ConfigError(
+                    f"{where}: {name.upper()}: value is not valid JSON for this setting{detail}",
+                    hint='give lists and sections as JSON, e.g. [0.8, 0.1, 0.1] or {"key": "value"}',
+                ) from None
+            finally:
+                source.env_vars = everything
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def _read_dotenv(path: Path) -> dict[str, str | None]:
+    """The variables of a ``.env`` file, or ConfigError naming it (not a file, unreadable, not UTF-8)."""
+    from dotenv import dotenv_values
+
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"{path}: env file {what}", hint="pass an existing dotenv file to --env-file")
+    try:
+        path.read_text(encoding="utf-8")  # dotenv reads it the same way; this names the file on failure
+        return dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: env file is not UTF-8 text (byte {exc.start}: {exc.reason})",
+                          hint="save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the env file ({exc.strerror or exc})") from None
+
+
 def read_layers(
     config_file: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     env_file: Path | None = Path(".env"),
     flag_names: Mapping[str, str] | None = None,
+    env_file_required: bool = False,
 ) -> list[Layer]:
     """Read every source of values, lowest precedence first.
 
     Args:
         config_file: JSON or YAML file of sections, or None.
         overrides: dotted keys set by CLI flags (only flags the user passed).
-        env_file: the ``.env`` file; missing is fine.
+        env_file: the ``.env`` file; missing is fine unless ``env_file_required``.
         flag_names: dotted key -> flag name, for messages about bad flag values.
+        env_file_required: the user named ``env_file`` (``--env-file``): missing or a folder is an error.
     """
     layers = [Layer("default", "default", {}, {})]
     if config_file is not None:
         values = _read_config_file(Path(config_file))
         layers.append(Layer("config", str(config_file), values, {k: str(config_file) for k in _flatten(values)}))
-    if env_file is not None and Path(env_file).is_file():
-        from dotenv import dotenv_values
-
-        dotenv_vars = dotenv_values(env_file)
+    if env_file is not None and (env_file_required or Path(env_file).is_file()):
+        dotenv_vars = _read_dotenv(Path(env_file))
         source = DotEnvSettingsSource(
             Settings, env_file=env_file, env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER,
             case_sensitive=False,
@@ -217,6 +260,7 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     env_file: Path | None = Path(".env"),
     flag_names: Mapping[str, str] | None = None,
+    env_file_required: bool = False,
 ) -> Settings:
     """Build the effective settings from every source.
 
@@ -224,7 +268,7 @@ def load_settings(
         ConfigError: a file is missing or malformed, a key is unknown, or a value has the wrong type; the
             message names the file, variable or flag, and the key.
     """
-    layers = read_layers(config_file, overrides, env_file, flag_names)
+    layers = read_layers(config_file, overrides, env_file, flag_names, env_file_required)
     return settings_from_layers(layers)
 
 
@@ -329,6 +373,10 @@ def _mask(value: Any) -> Any:
         return [_mask(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, str):
+        from rfdetr_trainer.urls import mask_userinfo
+
+        return mask_userinfo(value)  # a password inside CVAT_HOST or MINIO_ENDPOINT
     return value
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -50,32 +50,38 @@ def _is_number(text: str) -> bool:
     return True
 
 
+#: Click's own control-flow exceptions pass through untouched. Typer >= 0.26 vendors Click, so the classes are
+#: reached through Typer's names (``typer.BadParameter`` derives from ``ClickException``) instead of ``import click``.
+_CLICK_FLOW = (typer.Exit, typer.Abort, SystemExit,
+               *[c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"])
+
+
 class RootGroup(TyperGroup):
     """Parses variadic flags and a global ``--debug`` anywhere, and turns errors into exit codes."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         debug = "--debug" in args
         args = [a for a in args if a != "--debug"]
         ctx.meta["rfdetr_trainer.debug"] = debug or ctx.meta.get("rfdetr_trainer.debug", False)
         return super().parse_args(ctx, _expand_variadic(args))
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         debug = ctx.meta.get("rfdetr_trainer.debug", False)
         try:
             return super().invoke(ctx)
         except TrainerError as exc:
             if debug:
-                raise
+                traceback.print_exc(file=sys.stderr)
             _report(exc.message, exc.hint)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             _report("interrupted", _resume_hint())
             ctx.exit(130)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+        except _CLICK_FLOW:
             raise
         except Exception as exc:  # a bug or an unexpected library failure: one line, traceback on --debug
             if debug:
-                raise
+                traceback.print_exc(file=sys.stderr)
             _report(f"unexpected error: {type(exc).__name__}: {exc}", "run again with --debug for the traceback")
             ctx.exit(1)
 
@@ -89,10 +95,12 @@ def _resume_hint() -> str:
 
 
 def _report(message: str, hint: str | None) -> None:
+    from rfdetr_trainer.urls import mask_userinfo
+
     line = f"error: {message}"
     if hint:
         line += f" (hint: {hint})"
-    print(line, file=sys.stderr)
+    print(mask_userinfo(" ".join(line.split())), file=sys.stderr)  # one line, whatever a library's text held
 
 
 app = typer.Typer(

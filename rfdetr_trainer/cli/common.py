@@ -25,6 +25,7 @@ def load(params: dict[str, Any]) -> Settings:
         overrides=overrides(params),
         env_file=params.get("env_file") or Path(".env"),
         flag_names=flag_names(),
+        env_file_required=params.get("env_file") is not None,  # a named --env-file must exist
     )
 
 

@@ -262,4 +262,5 @@ def flag_names() -> dict[str, str]:
     """Settings key -> flag, so a bad flag value is reported under the flag's name."""
     names = {key: flag for key, flag in KEYS.values()}
     names["data.split.ratios"] = "--split"
+    names["data.split.mode"] = "--split"  # --split sets both; there is no --mode flag to name
     return names

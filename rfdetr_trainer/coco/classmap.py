@@ -79,6 +79,8 @@ def load_class_map(path: Path) -> ClassMap:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read class map ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: class map is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:
         if Path(path).suffix.lower() in (".yaml", ".yml"):
             import yaml
@@ -89,7 +91,8 @@ def load_class_map(path: Path) -> ClassMap:
 
             data = json.loads(text)
     except Exception as exc:  # yaml and json raise different types; both mean the same to the user
-        raise ConfigError(f"{path}: not valid {'YAML' if 'yaml' in str(type(exc)) else 'JSON'} ({exc})") from None
+        raise ConfigError(f"{path}: not valid {'YAML' if 'yaml' in str(type(exc)) else 'JSON'} ({_short(exc)})"
+                          ) from None
     return class_map_from_data(data, str(path))
 
 
@@ -102,3 +105,14 @@ def class_map_from_flags(renames: Iterable[str] = (), drops: Iterable[str] = ())
             raise ConfigError(f"--rename {item!r}: expected OLD=NEW")
         rename[old.strip()] = new.strip()
     return ClassMap(rename, frozenset(d.strip() for d in drops))
+
+
+def _short(exc: Exception) -> str:
+    """A parser error in one line: YAML's problem and position (its default text quotes the file over 9 lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1} column {mark.column + 1}: {problem}"
+    if hasattr(exc, "lineno") and hasattr(exc, "msg"):  # json.JSONDecodeError
+        return f"line {exc.lineno} column {exc.colno}: {exc.msg}"
+    return " ".join(str(exc).split())

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rfdetr_trainer.errors import DatasetError, OutputError
+from rfdetr_trainer.fsutil import follow_umask, remove_stale_temporaries, temp_prefix
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -82,6 +83,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        follow_umask(Path(tmp))  # mkstemp makes 0600; the renamed file gets the mode open() would give it
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -107,7 +109,9 @@ def staging_dir(final: Path, marker: str = "dataset_manifest.json", what: str = 
         )
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        remove_stale_temporaries(final)  # left by a run killed with SIGKILL/SIGTERM
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), dir=final.parent))
+        follow_umask(tmp)  # mkdtemp makes 0700; the renamed folder gets the mode mkdir would give it
     except OSError as exc:
         raise OutputError(f"{final.parent}: cannot create the output folder ({exc.strerror})") from None
     try:

@@ -35,6 +35,7 @@ from rfdetr_trainer.coco.schema import ERROR, SPLITS, WARNING, Finding
 from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.coco.split import TRAIN, plan_splits
 from rfdetr_trainer.coco.validate import check_box, check_category_record, check_image_record, parent_categories
+from rfdetr_trainer.coco.verify import RECOUNTED, check_class_map_file, duplicate_name_finding, verify_written
 from rfdetr_trainer.errors import DatasetError, OutputError
 
 #: The rule for byte-identical images, recorded in the manifest.
@@ -117,6 +118,9 @@ class MergeOptions:
         strict: fail (leaving no output) when the sources had any error or warning finding.
         skip_missing: drop images that are missing, don't decode or whose size differs from the JSON (with
             their annotations; each is listed in the manifest) instead of failing the merge.
+        class_map_file: the class map file, named when one of its entries matches no class.
+        class_map_file_names: the class names that file mentions; an unused one is an error (a flag's is a
+            warning).
     """
 
     class_map: ClassMap = field(default_factory=ClassMap)
@@ -129,6 +133,8 @@ class MergeOptions:
     link_images: bool = True
     strict: bool = False
     skip_missing: bool = False
+    class_map_file: str | None = None
+    class_map_file_names: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -240,8 +246,10 @@ class _Merger:
                 self._read_file(f)
                 self.progress("read", len(self.files), total)
         unused = self.opt.class_map.names() - self.used_class_map_names
+        check_class_map_file(self.opt.class_map_file, unused & self.opt.class_map_file_names, self.cat_names)
         for name in sorted(unused):
-            self.findings.append(Finding("class_map_unused", f"class map entry {name!r} matched no class"))
+            self.findings.append(Finding("class_map_unused", f"--rename/--drop {name!r}: no class of that name "
+                                         "in any source; ignored"))
         if self.unusable and not self.opt.skip_missing:
             total = sum(f.n_images for f in self.files)
             raise DatasetError(
@@ -256,6 +264,7 @@ class _Merger:
         mapping: dict[Any, int] = {}
         src_map = self.class_maps[f.src]
         seen_old = {(m["old_id"], m["old_name"]) for m in src_map}
+        id_of_name: dict[str, Any] = {}
         for cat in cats:
             bad = check_category_record(cat, f.label)
             if bad is not None:
@@ -263,6 +272,8 @@ class _Merger:
             cid, old = cat["id"], cat["name"].strip()
             if cid in mapping:
                 raise DatasetError(f"{f.label} id {cid}: duplicate category id")
+            if id_of_name.setdefault(old, cid) != cid:
+                self.findings.append(duplicate_name_finding(f.label, old, id_of_name[old], cid))
             if old in self.opt.class_map.names():
                 self.used_class_map_names.add(old)
             new = self.opt.class_map.apply(old)
@@ -527,16 +538,17 @@ class _Merger:
                     dropped["class_map_drop"] += 1
                     continue
                 bbox = a.get("bbox")
+                inside = False  # not bbox = None: a JSON "bbox": null would pass as a box already checked
                 # The common case inline: a valid box inside its image needs no call. Non-numbers raise
                 # TypeError and NaN/inf fail a comparison; both take the careful path through check_box.
                 if type(bbox) is list and len(bbox) == 4:
                     x, y, w, h = bbox
                     try:
-                        if 0 < w and 0 < h and -tol <= x and -tol <= y and x + w <= right[gi] and y + h <= bottom[gi]:
-                            bbox = None
+                        inside = (0 < w and 0 < h and -tol <= x and -tol <= y and x + w <= right[gi]
+                                  and y + h <= bottom[gi])
                     except TypeError:
                         pass
-                if bbox is not None or "bbox" not in a:
+                if not inside:
                     rec = images[gi].rec
                     new_box, finding = check_box(a, rec["width"], rec["height"], box_fix, label)
                     if finding is not None:
@@ -1009,14 +1021,17 @@ class _Merger:
                 dest = folder / im.out_name
                 if "/" in im.out_name:
                     dest.parent.mkdir(parents=True, exist_ok=True)
+                tree = self.files[im.sub].dataset.tree
                 try:
-                    tree = self.files[im.sub].dataset.tree
                     if i in self.rotate:
                         with tree.open(im.rel) as fh:
                             write_upright(fh, dest)
                     else:
                         tree.copy_to(im.rel, dest, link=self.opt.link_images)
                 except OSError as exc:
+                    if exc.filename is not None and Path(exc.filename) != dest:  # the source failed, not the output
+                        raise DatasetError(f"{tree.describe(im.rel)}: cannot read image ({exc.strerror or exc})",
+                                           hint="fix its permissions or remove it from the source") from None
                     raise OutputError(f"{dest}: cannot write image ({exc.strerror or exc})") from None
                 done += 1
                 if done % 500 == 0 or done == total:
@@ -1098,6 +1113,15 @@ class _Merger:
     def totals(self) -> dict[str, int]:
         """Images and annotations the sources hold, before anything was dropped."""
         return {"images": sum(f.n_images for f in self.files), "annotations": sum(f.n_annotations for f in self.files)}
+    def written_sources(self, root: Path, per_split: list[list[int]]) -> dict[str, str]:
+        """Each written image as the validator names it -> the source file it came from."""
+        out = {}
+        for sp, members in enumerate(per_split):
+            for i in members:
+                im = self.images[i]
+                if im.rel is not None:
+                    out[f"{root}/{SPLITS[sp]}/{im.out_name}"] = self.files[im.sub].dataset.tree.describe(im.rel)
+        return out
 
     def _all_dropped(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -1166,9 +1190,13 @@ def _merge(m: _Merger, sources: Sequence[SourceRef], output_dir: Path, options: 
     m.assign_splits()
     per_split = m.name_images()
     with staging_dir(output_dir) as tmp:
-        counts = m.write(tmp, per_split)
+        m.write(tmp, per_split)
         if options.strict:
             _raise_if_strict(m.findings)
+        counts, background = verify_written(
+            tmp, output_dir, m.written_sources(tmp, per_split), strict=options.strict,
+            check_images=options.copy_images, progress=m.progress)
+        m.findings[:] = [f for f in m.findings if f.code not in RECOUNTED] + background
         write_manifest(tmp / MANIFEST_NAME, m.manifest(counts))
     return MergeResult(
         output_dir=output_dir,

@@ -47,15 +47,36 @@ class RunPaths:
 
 
 def run_paths(output_dir: Path, run_name: str | None) -> RunPaths:
-    """The run folder, created and checked writable.
+    """The run folder, checked creatable; it is created by the first stage that writes into it.
 
     Raises:
         OutputError: the folder can't be created or written.
     """
     name = run_name or time.strftime("run-%Y%m%d-%H%M%S")
     root = Path(output_dir) / name
-    ensure_writable(root)
+    check_writable(root)
     return RunPaths(root)
+
+
+def check_writable(folder: Path) -> Path:
+    """Prove ``folder`` can be created (or written, when it exists) without creating it.
+
+    A command that fails later then leaves no empty folder behind.
+
+    Raises:
+        OutputError: a component of the path is a file, or the nearest existing folder is not writable.
+    """
+    folder = Path(folder)
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing}: permission denied"
+    if problem:
+        raise OutputError(f"{folder}: output folder is not writable ({problem})",
+                          hint="choose another --output-dir or fix its permissions")
+    return folder
 
 
 def ensure_writable(folder: Path) -> Path:

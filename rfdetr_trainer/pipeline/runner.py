@@ -72,12 +72,6 @@ def run(settings: Settings, *, progress: Any = None) -> RunResult | None:
 
 def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) -> RunResult | None:
     from rfdetr_trainer.distributed import is_rank_zero
-    from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
-    from rfdetr_trainer.integrations.rfdetr.inference import load_model
-    from rfdetr_trainer.pipeline.stages import fetch_stage
-    from rfdetr_trainer.services import export as export_service
-    from rfdetr_trainer.services import predict as predict_service
-    from rfdetr_trainer.services import train as train_service
 
     rank_zero = is_rank_zero()
     previous = load_manifest(paths.manifest)
@@ -96,11 +90,44 @@ def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) ->
         if rank_zero:
             save_manifest(paths.manifest, manifest)
 
+    current = ["fetch"]
+    try:
+        return _run_stages(settings, paths, tracker, progress, manifest, previous, record, current, rank_zero)
+    except BaseException as exc:
+        if rank_zero:
+            manifest["stages"][current[0]] = failed_stage(exc)
+            manifest["failed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            save_manifest(paths.manifest, manifest)
+        raise
+
+
+def failed_stage(exc: BaseException) -> dict[str, Any]:
+    """The manifest entry of a stage that raised: status, the one-line error and its exit code."""
+    from rfdetr_trainer.errors import TrainerError
+    from rfdetr_trainer.urls import mask_userinfo
+
+    if isinstance(exc, KeyboardInterrupt):
+        return {"status": "interrupted", "error": "interrupted (Ctrl-C)", "exit_code": 130}
+    if isinstance(exc, TrainerError):
+        return {"status": "failed", "error": mask_userinfo(exc.message), "exit_code": exc.exit_code}
+    return {"status": "failed", "error": mask_userinfo(f"{type(exc).__name__}: {exc}"), "exit_code": 1}
+
+
+def _run_stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any, manifest: dict[str, Any],
+                previous: dict[str, Any], record: Any, current: list[str], rank_zero: bool) -> RunResult | None:
+    from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
+    from rfdetr_trainer.integrations.rfdetr.inference import load_model
+    from rfdetr_trainer.pipeline.stages import fetch_stage
+    from rfdetr_trainer.services import export as export_service
+    from rfdetr_trainer.services import predict as predict_service
+    from rfdetr_trainer.services import train as train_service
+
     log.info("run folder: %s", paths.root)
     fetched = fetch_stage(settings)
     record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
     tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
 
+    current[0] = "train"
     done = previous.get("stages", {}).get("train", {})
     best = done.get("best_checkpoint") if done.get("status") == "done" else None
     if best and Path(best).is_file():
@@ -130,6 +157,7 @@ def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) ->
     if not rank_zero:
         return None
 
+    current[0] = "predict"
     model = load_model(check_checkpoint(best_checkpoint))
     split, image = sample_image(fetched.dataset_dir)
     predicted = predict_service.predict(model, fetched.dataset_dir, paths.predictions, settings.validation,
@@ -137,6 +165,7 @@ def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) ->
     record("predict", {"split": split, **predicted.to_dict()}, predictions=predicted.output_dir,
            prediction_grid=predicted.grid_path, coco_results=predicted.results_path)
 
+    current[0] = "export"
     exported = export_service.export(model, settings.export, paths.exports, sample_image=image)
     record("export", exported.to_dict(), **{f"export_{k}": v for k, v in exported.files.items()})
     for fmt, path in exported.files.items():
@@ -146,6 +175,7 @@ def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) ->
     if settings.data.minio.upload_to:
         from rfdetr_trainer.integrations.s3 import upload_artifacts
 
+        current[0] = "upload"
         files = [best_checkpoint, *exported.files.values(), paths.manifest]
         if fetched.manifest_path:
             files.append(fetched.manifest_path)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from rfdetr_trainer.distributed import is_rank_zero
-from rfdetr_trainer.pipeline.context import RunPaths, ensure_writable, run_paths
+from rfdetr_trainer.fsutil import discard_on_failure
+from rfdetr_trainer.pipeline.context import RunPaths, check_writable, run_paths
 from rfdetr_trainer.settings import ENV_PREFIX, Settings
 
 RUN_NAME_VARIABLE = f"{ENV_PREFIX}EXPERIMENT__RUN_NAME"
@@ -55,7 +56,7 @@ def train_stage(settings: Settings) -> Any:
     preflight(settings.model, settings.training)  # fail in milliseconds, before any download
     settings = named_run(settings)
     paths = run_paths(settings.experiment.output_dir, settings.experiment.run_name)
-    with tracking(settings, paths.root.name) as tracker:
+    with discard_on_failure(paths.root, keep=("*.ckpt", "*.pth")), tracking(settings, paths.root.name) as tracker:
         if tracker.enqueued:
             return tracker
         settings = tracker.settings
@@ -94,22 +95,38 @@ def predict_stage(settings: Settings, checkpoint: Path, source: Path, output: Pa
     if (Path(source) / "train" / "_annotations.coco.json").is_file():
         split, _ = sample_image(Path(source))  # a dataset root: its test split, else valid
     output = Path(output or default_output(settings, checkpoint, "predictions"))
-    ensure_writable(output.parent)
+    check_predict(Path(source), split, output, checkpoint)  # before the model loads (seconds)
     model = load_model(checkpoint)
     return predict(model, Path(source), output, settings.validation, split=split)
 
 
 def export_stage(settings: Settings, checkpoint: Path, output: Path | None, image: Path | None) -> Any:
     """Load a checkpoint, export it, and check each file against PyTorch on a real image."""
+    from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
     from rfdetr_trainer.integrations.rfdetr.inference import load_model
     from rfdetr_trainer.services.export import export
+    from rfdetr_trainer.services.preflight import check_sample_image
 
     output = Path(output or default_output(settings, checkpoint, "export"))
-    ensure_writable(output)
-    model = load_model(checkpoint)
+    check_checkpoint(checkpoint)  # paths first: loading the model takes seconds
+    check_writable(output)
     if image is None and settings.export.check:
         image = _image_near(checkpoint, settings)
+    if image is not None and settings.export.check:
+        check_sample_image(image)
+    model = load_model(checkpoint)
     return export(model, settings.export, output, sample_image=image)
+
+
+def check_predict(source: Path, split: str | None, output: Path, checkpoint: Path) -> None:
+    """What predict needs, checked before the model loads: the checkpoint, readable inputs, a usable output."""
+    from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
+    from rfdetr_trainer.services.predict import resolve_inputs
+    from rfdetr_trainer.services.preflight import check_output_folder, check_prediction_inputs
+
+    check_checkpoint(checkpoint)
+    check_prediction_inputs(resolve_inputs(source, split).images)
+    check_output_folder(output, "coco_results.json", "an earlier predictions folder")
 
 
 def _image_near(checkpoint: Path, settings: Settings) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -72,8 +73,9 @@ class SplitConfig(Section):
 
     @model_validator(mode="after")
     def _ratios_sum(self) -> SplitConfig:
-        if any(r < 0 for r in self.ratios) or abs(sum(self.ratios) - 1.0) > 1e-6:
-            raise ValueError(f"split ratios must be non-negative and sum to 1, got {list(self.ratios)}")
+        if (not all(math.isfinite(r) for r in self.ratios) or any(r < 0 for r in self.ratios)
+                or abs(sum(self.ratios) - 1.0) > 1e-6):
+            raise ValueError(f"split ratios must be finite, non-negative and sum to 1, got {list(self.ratios)}")
         return self
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rfdetr_trainer.schemas.base import Section
 
@@ -35,3 +36,22 @@ class TrainingConfig(Section):
     num_nodes: int = Field(1, ge=1, description="nodes for multi-node DDP")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps (for checks)")
     run_test: bool = Field(False, description="evaluate on the test split after training")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError(f"unknown device {value!r}; use auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: int | str) -> int | str:
+        # Lightning takes a count, -1 (all), "auto", or a comma list of indexes ("0,1"); anything else fails
+        # there only after the model is built, as a TypeError.
+        text = str(value).strip()
+        if isinstance(value, int) and (value >= 1 or value == -1):
+            return value
+        if text == "auto" or re.fullmatch(r"-1|[1-9]\d*", text) or re.fullmatch(r"\d+(,\d+)*,|\d+(,\d+)+", text):
+            return text
+        raise ValueError(f"{value!r} is not a device count; use a number >= 1, -1 (all), 'auto' or a list like 0,1")

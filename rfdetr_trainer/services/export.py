@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rfdetr_trainer.errors import ExportError
+from rfdetr_trainer.fsutil import discard_on_failure, follow_umask, remove_stale_temporaries, temp_prefix
 from rfdetr_trainer.logs import get_logger
-from rfdetr_trainer.pipeline.context import ensure_writable
+from rfdetr_trainer.pipeline.context import check_writable
 from rfdetr_trainer.schemas import ExportConfig
+from rfdetr_trainer.services.preflight import check_sample_image
 
 log = get_logger(__name__)
 
@@ -28,6 +33,10 @@ class ExportResult:
 def export(model: Any, config: ExportConfig, output_dir: Path, *, sample_image: Path | None) -> ExportResult:
     """Export ``model`` in every configured format and prove each file matches PyTorch on ``sample_image``.
 
+    Files are written into a temporary sibling of ``output_dir`` and moved into it only once every format is
+    exported and checked: a failed export or parity check leaves an earlier, verified model in place, and no
+    new (or empty) ``output_dir``.
+
     Args:
         model: a loaded rfdetr model.
         config: formats and options.
@@ -35,13 +44,37 @@ def export(model: Any, config: ExportConfig, output_dir: Path, *, sample_image: 
         sample_image: a real image for the parity check; required when ``config.check`` is on.
 
     Raises:
+        ConfigError: ``sample_image`` is missing or not an image.
         ExportError: an export failed, or an exported model disagrees with PyTorch beyond the tolerance.
+        OutputError: ``output_dir`` cannot be written.
     """
-    from rfdetr_trainer.integrations.rfdetr import export as backend
-
-    output_dir = ensure_writable(Path(output_dir))
+    output_dir = Path(output_dir)
     if config.check and sample_image is None:
         raise ExportError("no image for the parity check", hint="pass --image, or --no-check to skip the check")
+    if config.check:
+        check_sample_image(sample_image)
+    check_writable(output_dir)
+    with discard_on_failure(output_dir):
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(output_dir)
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(output_dir), dir=output_dir.parent))
+        try:
+            staged, parity = _export_checked(model, config, staging, sample_image)
+            output_dir.mkdir(exist_ok=True)
+            files = {}
+            for fmt, path in staged.items():
+                files[fmt] = output_dir / path.name
+                follow_umask(path)
+                os.replace(path, files[fmt])  # same file system: each file appears whole, already checked
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(files, parity)
+
+
+def _export_checked(model: Any, config: ExportConfig, output_dir: Path, sample_image: Path | None
+                    ) -> tuple[dict[str, Path], list[dict[str, Any]]]:
+    from rfdetr_trainer.integrations.rfdetr import export as backend
+
     atol = max(config.parity_atol, backend.HALF_ATOL) if config.half else config.parity_atol
     batch = 2 if config.dynamic_batch else 1  # a dynamic graph must also run at a batch it was not traced with
     files: dict[str, Path] = {}
@@ -67,9 +100,9 @@ def export(model: Any, config: ExportConfig, output_dir: Path, *, sample_image: 
                  fmt, 100 * result.matched_fraction, result.max_box_diff, result.max_score_diff, result.atol)
         if not result.ok:
             raise ExportError(
-                f"{path}: exported {fmt} model disagrees with PyTorch on {sample_image}: "
+                f"{fmt}: exported model disagrees with PyTorch on {sample_image}: "
                 f"{100 * result.matched_fraction:.1f}% of queries agree (need {100 * backend.MIN_MATCHED:g}%), "
                 f"max box diff {result.max_box_diff:.3g}, max score diff {result.max_score_diff:.3g} "
-                f"(tolerance {result.atol:g})"
+                f"(tolerance {result.atol:g}); nothing was written"
             )
-    return ExportResult(files, parity)
+    return files, parity

@@ -8,6 +8,7 @@ from pathlib import Path
 from rfdetr_trainer.coco.classmap import ClassMap, load_class_map
 from rfdetr_trainer.coco.merge import MergeOptions, MergeResult, Progress, merge_datasets
 from rfdetr_trainer.coco.source import SourceRef
+from rfdetr_trainer.coco.verify import LOUD
 from rfdetr_trainer.logs import get_logger
 from rfdetr_trainer.schemas.data import DataConfig
 
@@ -20,9 +21,8 @@ def merge_options(
     data: DataConfig, *, copy_images: bool = True, class_map: ClassMap | None = None, link_images: bool = True
 ) -> MergeOptions:
     """MergeOptions from the data settings; ``class_map`` (from flags) overrides entries of the class map file."""
-    combined = load_class_map(data.class_map) if data.class_map else ClassMap()
-    if class_map is not None:
-        combined = combined.combine(class_map)
+    from_file = load_class_map(data.class_map) if data.class_map else ClassMap()
+    combined = from_file.combine(class_map) if class_map is not None else from_file
     split = data.split
     return MergeOptions(
         class_map=combined,
@@ -35,6 +35,8 @@ def merge_options(
         link_images=link_images,
         strict=data.strict,
         skip_missing=data.skip_missing,
+        class_map_file=str(data.class_map) if data.class_map else None,
+        class_map_file_names=frozenset(from_file.names() - (class_map.names() if class_map is not None else set())),
     )
 
 
@@ -63,7 +65,7 @@ def merge(
     Raises:
         DatasetError: a source is missing or malformed, a split would be empty, or ``data.strict`` is set
             and the sources have findings.
-        ConfigError: the class map file is unreadable or malformed.
+        ConfigError: the class map file is unreadable or malformed, or one of its entries matches no class.
         OutputError: the output folder overlaps a source or cannot be written.
     """
     options = merge_options(data, copy_images=copy_images, class_map=class_map, link_images=link_images)
@@ -75,4 +77,7 @@ def merge(
                     len(result.skipped_images), result.totals.get("images", 0), first, more, result.manifest_path)
     log.info("kept %d / %d images and %d / %d annotations", result.counts["images"], result.totals.get("images", 0),
              result.counts["annotations"], result.totals.get("annotations", 0))
+    for finding in result.findings:
+        if finding.code in LOUD:  # each on its own line; a counter in the summary is easy to miss
+            log.warning("%s [%s]", finding.line(), finding.code)
     return result

@@ -80,7 +80,10 @@ def preflight(model_cfg: ModelConfig, training: TrainingConfig) -> tuple[Any, in
     Returns:
         The model spec, the resolution to train at, the weights for rfdetr, and the checkpoint to resume from.
     """
+    from rfdetr_trainer.integrations.rfdetr.devices import check_device
+
     spec = get_spec(model_cfg.model_type)
+    check_device(training.device)
     resolution = check_resolution(spec, training.resolution)
     weights = resolve_weights(spec, model_cfg.pretrain_weights)
     resume = find_resume_checkpoint(training.resume) if training.resume else None
