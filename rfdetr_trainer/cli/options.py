@@ -172,6 +172,9 @@ Simplify = Annotated[Optional[bool], typer.Option("--simplify/--no-simplify", he
                                                   rich_help_panel=EXPORT, show_default=False)]
 Opset = Annotated[Optional[int], typer.Option("--opset", help="ONNX opset.", rich_help_panel=EXPORT,
                                               show_default=False)]
+ExportEvaluate = Annotated[Optional[bool], typer.Option(
+    "--evaluate/--no-evaluate", help="evaluate each exported file on the dataset and compare mAP with PyTorch.",
+    rich_help_panel=EXPORT, show_default=False)]
 DynamicBatch = Annotated[Optional[bool], typer.Option(
     "--dynamic-batch/--static-batch", help="make the batch dimension dynamic.", rich_help_panel=EXPORT,
     show_default=False)]

@@ -68,6 +68,7 @@ def train_stage(settings: Settings) -> Any:
             return None
         tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
                           metrics=result.final_metrics)
+        final_evaluation(settings, result.best_checkpoint, fetched.dataset_dir, paths, "valid", tracker)
         return result
 
 
@@ -133,8 +134,10 @@ def resolve_thresholds(spec: str, anchor: Path, backend: Any) -> dict[str, float
                       hint="run rfdetr-trainer evaluate first, or pass --conf")
 
 
-def export_stage(settings: Settings, checkpoint: Path, output: Path | None, image: Path | None) -> Any:
-    """Load a checkpoint, export it, and check each file against PyTorch on a real image."""
+def export_stage(settings: Settings, checkpoint: Path, output: Path | None, image: Path | None, *,
+                 dataset_dir: Path | None = None, split: str = "test") -> Any:
+    """Load a checkpoint, export it, and check each file against PyTorch on a real image (and, with
+    ``export.evaluate``, on a whole split)."""
     from rfdetr_trainer.integrations.rfdetr.inference import load_model
     from rfdetr_trainer.services.export import export
 
@@ -143,7 +146,25 @@ def export_stage(settings: Settings, checkpoint: Path, output: Path | None, imag
     model = load_model(checkpoint)
     if image is None and settings.export.check:
         image = _image_near(checkpoint, settings)
-    return export(model, settings.export, output, sample_image=image)
+    dataset_dir = dataset_dir or dataset_of_run(checkpoint) or next(iter(settings.data.local.dataset_dirs), None)
+    run = run_folder_of(checkpoint)
+    thresholds = _run_thresholds(run.root) if run else None
+    return export(model, settings.export, output, sample_image=image, dataset_dir=dataset_dir, split=split,
+                  thresholds=thresholds, evaluation_root=(run.root if run else output.parent) / "evaluation")
+
+
+def _run_thresholds(run_dir: Path) -> dict[str, float] | None:
+    """Per-class thresholds of the run's latest evaluation (test, else valid), if there is one."""
+    from rfdetr_trainer.evaluation.files import read_thresholds
+
+    for split in ("test", "valid"):
+        path = Path(run_dir) / "evaluation" / split / "thresholds.json"
+        if path.is_file():
+            try:
+                return read_thresholds(path)
+            except (OSError, ValueError, AttributeError):
+                return None
+    return None
 
 
 def _image_near(checkpoint: Path, settings: Settings) -> Path | None:
@@ -214,3 +235,27 @@ def evaluate_stage(settings: Settings, *, checkpoint: Path | None, model_file: P
     return evaluate(backend, Path(dataset_dir), output, split=split, iou=iou, confidence=confidence,
                     batch_size=settings.validation.batch_size, num_errors=num_errors,
                     dataset_manifest=manifest if manifest.is_file() else None)
+
+
+def final_evaluation(settings: Settings, model: Any, dataset_dir: Path, paths: RunPaths, split: str,
+                     tracker: Any = None) -> Any:
+    """Evaluate ``model`` (a checkpoint path or a loaded model) on ``split`` into ``<run>/evaluation/<split>``.
+
+    The step after a training: reports to the trackers and rebuilds the run's ``report.html``.
+    """
+    from rfdetr_trainer.integrations.rfdetr.inference import as_backend, load_backend
+    from rfdetr_trainer.logs import get_logger
+    from rfdetr_trainer.services.evaluate import evaluate
+    from rfdetr_trainer.services.report import build_report
+
+    backend = load_backend(model) if isinstance(model, (str, Path)) else as_backend(model)
+    manifest = Path(dataset_dir) / "dataset_manifest.json"
+    result = evaluate(backend, dataset_dir, paths.root / "evaluation" / split, split=split,
+                      batch_size=settings.validation.batch_size,
+                      dataset_manifest=manifest if manifest.is_file() else None)
+    if tracker is not None:
+        tracker.log_evaluation(result, title=f"eval {split}", tensorboard_dir=paths.tensorboard)
+    report = build_report(paths.root)
+    get_logger(__name__).info("evaluation on %s: mAP50:95 %s, mAP50 %s; report %s", split,
+                              result.metrics.get("mAP50_95"), result.metrics.get("mAP50"), report)
+    return result
