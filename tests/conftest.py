@@ -34,3 +34,26 @@ def _isolated_cache_and_clearml(monkeypatch: pytest.MonkeyPatch, tmp_path_factor
     for name in list(os.environ):
         if name.startswith("CLEARML_API_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path):
+    """One tiny real training (Nano from scratch, 224 px, 1 epoch, CPU) on ``tiny_dataset``, shared by the session.
+
+    Returns the run folder (``RunPaths``); its best checkpoint is ``checkpoints/checkpoint_best_total.pth``.
+    Read-only for tests: copy what you change.
+    """
+    import shutil
+
+    from rfdetr_trainer.pipeline.context import run_paths
+    from rfdetr_trainer.schemas import ModelConfig, TrainingConfig
+    from rfdetr_trainer.services.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    paths = run_paths(root, "tiny")
+    model = ModelConfig.model_validate({"model_type": "nano", "pretrain_weights": "none"})
+    training = TrainingConfig.model_validate({"epochs": 1, "batch_size": 4, "grad_accum_steps": 1,
+                                              "resolution": 224, "device": "cpu", "num_workers": 0})
+    train(model, training, tiny_dataset, paths, tensorboard=False, show_progress=False)
+    yield paths
+    shutil.rmtree(root, ignore_errors=True)

@@ -143,6 +143,9 @@ def _register() -> None:
     app.command("predict")(predict.predict_command)
     app.command("export")(export.export_command)
     app.command("run")(run.run_command)
+    from rfdetr_trainer.cli import evaluate as evaluate_cli, report as report_cli  # noqa: I001 - additive block
+    app.command("evaluate")(evaluate_cli.evaluate_command)
+    app.command("report")(report_cli.report_command)
     app.add_typer(config.app, name="config")
 
 

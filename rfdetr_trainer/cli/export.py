@@ -22,6 +22,11 @@ def export_command(
     check: Annotated[bool, typer.Option("--check/--no-check", help="compare the exported model with PyTorch.")] = True,
     export_format: o.ExportFormat = None, half: o.Half = None, simplify: o.Simplify = None, opset: o.Opset = None,
     dynamic_batch: o.DynamicBatch = None, output_dir: o.OutputDir = None,
+    export_evaluate: o.ExportEvaluate = None,
+    dataset: Annotated[Optional[Path], typer.Option(
+        "--dataset-dir", "-d", help="dataset for --evaluate (default: the one the checkpoint was trained on).",
+        show_default=False)] = None,
+    split_name: Annotated[str, typer.Option("--split", help="split --evaluate uses: test, valid or train.")] = "test",
     config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
 ) -> None:
     """Export a checkpoint; prints each exported file (one per line, last on stdout)."""
@@ -31,7 +36,7 @@ def export_command(
     if not check:
         settings.export.check = False
     with stdout_to_stderr():
-        result = export_stage(settings, checkpoint, output, image)
+        result = export_stage(settings, checkpoint, output, image, dataset_dir=dataset, split=split_name)
     if json_out:
         emit(result.to_dict(), as_json=True)
     else:

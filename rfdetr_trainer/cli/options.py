@@ -162,6 +162,11 @@ Confidence = Annotated[Optional[float], typer.Option(
     show_default=False)]
 Iou = Annotated[Optional[float], typer.Option("--iou-threshold", help="IoU threshold of class-agnostic NMS.",
                                               rich_help_panel=EVAL, show_default=False)]
+InferenceBatchSize = Annotated[Optional[int], typer.Option(
+    "--batch-size", "-b", help="images per forward pass.", rich_help_panel=EVAL, show_default=False)]
+ModelFile = Annotated[Optional[Path], typer.Option(
+    "--model", help="an exported model.onnx or model.torchscript to run instead of a checkpoint.",
+    rich_help_panel=EVAL, show_default=False)]
 
 # --- export
 ExportFormat = Annotated[Optional[list[str]], typer.Option(
@@ -173,6 +178,9 @@ Simplify = Annotated[Optional[bool], typer.Option("--simplify/--no-simplify", he
                                                   rich_help_panel=EXPORT, show_default=False)]
 Opset = Annotated[Optional[int], typer.Option("--opset", help="ONNX opset.", rich_help_panel=EXPORT,
                                               show_default=False)]
+ExportEvaluate = Annotated[Optional[bool], typer.Option(
+    "--evaluate/--no-evaluate", help="evaluate each exported file on the dataset and compare mAP with PyTorch.",
+    rich_help_panel=EXPORT, show_default=False)]
 DynamicBatch = Annotated[Optional[bool], typer.Option(
     "--dynamic-batch/--static-batch", help="make the batch dimension dynamic.", rich_help_panel=EXPORT,
     show_default=False)]
@@ -233,6 +241,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "simplify": ("export.simplify", "--simplify"),
     "opset": ("export.opset", "--opset"),
     "dynamic_batch": ("export.dynamic_batch", "--dynamic-batch"),
+    "inference_batch_size": ("validation.batch_size", "--batch-size"),
+    "export_evaluate": ("export.evaluate", "--evaluate"),
 }
 
 #: options that take several values after one flag (``--tags a b``); expanded by the root group.

@@ -182,3 +182,32 @@ class TensorBoardPredictionImages(PredictionImagesBase):
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(TAG, image, global_step=epoch, dataformats="HWC")
                 logger.experiment.flush()
+
+
+# --------------------------------------------------------------------------------------------- evaluation
+
+
+def write_evaluation_figures(log_dir: Path, figures: dict[str, Path], *, prefix: str, step: int = 0) -> list[str]:
+    """Add an evaluation's PNG figures (confusion matrix, PR and F1 curves) to the run's TensorBoard log.
+
+    Written with ``torch.utils.tensorboard.SummaryWriter`` into ``log_dir`` beside the training scalars; returns
+    the tags written (``<prefix>/<figure name>``).
+    """
+    import numpy as np
+    from PIL import Image
+    from torch.utils.tensorboard import SummaryWriter
+
+    tags = []
+    writer = SummaryWriter(log_dir=str(log_dir))
+    try:
+        for name, path in figures.items():
+            if not Path(path).is_file() or Path(path).suffix.lower() != ".png":
+                continue
+            with Image.open(path) as img:
+                array = np.asarray(img.convert("RGB"))
+            tag = f"{prefix}/{name}"
+            writer.add_image(tag, array, global_step=step, dataformats="HWC")
+            tags.append(tag)
+    finally:
+        writer.close()
+    return tags

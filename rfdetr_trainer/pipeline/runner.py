@@ -165,13 +165,23 @@ def _run_stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any
     record("predict", {"split": split, **predicted.to_dict()}, predictions=predicted.output_dir,
            prediction_grid=predicted.grid_path, coco_results=predicted.results_path)
 
+    current[0] = "evaluate"
+    evaluated = _evaluate_step(settings, model, fetched.dataset_dir, paths, split, tracker)
+    record("evaluate", evaluated.to_dict(), evaluation=evaluated.output_dir, evaluation_metrics=evaluated.metrics_path)
+
     current[0] = "export"
-    exported = export_service.export(model, settings.export, paths.exports, sample_image=image)
+    export_config = settings.export
+    if export_config.evaluate is None:  # on by default in run
+        export_config = export_config.model_copy(update={"evaluate": True})
+    exported = export_service.export(model, export_config, paths.exports, sample_image=image,
+                                     dataset_dir=fetched.dataset_dir, split=split, reference=evaluated,
+                                     evaluation_root=paths.root / "evaluation")
     record("export", exported.to_dict(), **{f"export_{k}": v for k, v in exported.files.items()})
     for fmt, path in exported.files.items():
         tracker.log_model(path, name=fmt, class_names=class_names, metrics={**final_metrics, **predicted.metrics})
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     save_manifest(paths.manifest, manifest)
+    record("report", {}, report=_report_step(paths))
     if settings.data.minio.upload_to:
         from rfdetr_trainer.integrations.s3 import upload_artifacts
 
@@ -182,3 +192,17 @@ def _run_stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any
         uris = upload_artifacts(settings.data.minio, files, settings.data.minio.upload_to, progress=progress)
         record("upload", {"uris": uris})
     return RunResult(paths, manifest)
+
+
+def _evaluate_step(settings: Settings, model: Any, dataset_dir: Path, paths: RunPaths, split: str,
+                   tracker: Any) -> Any:
+    """Evaluate the best checkpoint on the split predict used (test when the dataset has one)."""
+    from rfdetr_trainer.pipeline.stages import final_evaluation
+
+    return final_evaluation(settings, model, dataset_dir, paths, split, tracker)
+
+
+def _report_step(paths: RunPaths) -> Path:
+    from rfdetr_trainer.services.report import build_report
+
+    return build_report(paths.root)

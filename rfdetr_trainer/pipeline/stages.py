@@ -69,6 +69,7 @@ def train_stage(settings: Settings) -> Any:
             return None
         tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
                           metrics=result.final_metrics)
+        final_evaluation(settings, result.best_checkpoint, fetched.dataset_dir, paths, "valid", tracker)
         return result
 
 
@@ -85,23 +86,59 @@ def default_output(settings: Settings, checkpoint: Path, leaf: str) -> Path:
     return (run.root if run else Path(settings.experiment.output_dir)) / leaf
 
 
-def predict_stage(settings: Settings, checkpoint: Path, source: Path, output: Path | None) -> Any:
-    """Load a checkpoint and predict on ``source`` (image, folder, split folder or dataset root)."""
-    from rfdetr_trainer.integrations.rfdetr.inference import load_model
+def predict_stage(settings: Settings, checkpoint: Path | None, source: Path, output: Path | None, *,
+                  model_file: Path | None = None, thresholds: str | None = None) -> Any:
+    """Load a checkpoint (or an exported ``--model`` file) and predict on ``source``.
+
+    ``thresholds``: ``auto`` (per-class confidences from the run's ``thresholds.json``, else the exported
+    file's metadata) or the path of a ``thresholds.json``; None keeps the single confidence threshold.
+    """
+    from rfdetr_trainer.integrations.rfdetr.inference import load_backend
     from rfdetr_trainer.pipeline.runner import sample_image
     from rfdetr_trainer.services.predict import predict
 
+    model_path = model_source(checkpoint, model_file)
     split = None
     if (Path(source) / "train" / "_annotations.coco.json").is_file():
         split, _ = sample_image(Path(source))  # a dataset root: its test split, else valid
-    output = Path(output or default_output(settings, checkpoint, "predictions"))
-    check_predict(Path(source), split, output, checkpoint)  # before the model loads (seconds)
-    model = load_model(checkpoint)
-    return predict(model, Path(source), output, settings.validation, split=split)
+    anchor = model_path.parent.parent / "checkpoints" / model_path.name if model_path.parent.name == "export" \
+        else model_path
+    output = Path(output or default_output(settings, anchor, "predictions"))
+    check_predict(Path(source), split, output, model_path)  # before the model loads (seconds)
+    backend = load_backend(model_path, device=settings.training.device)
+    per_class = resolve_thresholds(thresholds, anchor, backend) if thresholds else None
+    return predict(backend, Path(source), output, settings.validation, split=split, thresholds=per_class)
 
 
-def export_stage(settings: Settings, checkpoint: Path, output: Path | None, image: Path | None) -> Any:
-    """Load a checkpoint, export it, and check each file against PyTorch on a real image."""
+def resolve_thresholds(spec: str, anchor: Path, backend: Any) -> dict[str, float]:
+    """Per-class confidences for ``predict --thresholds`` (``auto`` or a thresholds.json path)."""
+    from rfdetr_trainer.errors import ConfigError
+    from rfdetr_trainer.evaluation.files import read_thresholds
+
+    if spec != "auto":
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"--thresholds {spec}: no such file", hint="pass auto or a thresholds.json")
+        try:
+            return read_thresholds(path)
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{path}: not a thresholds.json ({exc})") from None
+    run = run_folder_of(anchor)
+    if run is not None:
+        for split in ("test", "valid"):
+            path = run.root / "evaluation" / split / "thresholds.json"
+            if path.is_file():
+                return read_thresholds(path)
+    if backend.thresholds:
+        return {str(k): float(v) for k, v in backend.thresholds.items()}
+    raise ConfigError("--thresholds auto: no thresholds.json in the run and none in the model's metadata",
+                      hint="run rfdetr-trainer evaluate first, or pass --conf")
+
+
+def export_stage(settings: Settings, checkpoint: Path, output: Path | None, image: Path | None, *,
+                 dataset_dir: Path | None = None, split: str = "test") -> Any:
+    """Load a checkpoint, export it, and check each file against PyTorch on a real image (and, with
+    ``export.evaluate``, on a whole split)."""
     from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
     from rfdetr_trainer.integrations.rfdetr.inference import load_model
     from rfdetr_trainer.services.export import export
@@ -115,16 +152,39 @@ def export_stage(settings: Settings, checkpoint: Path, output: Path | None, imag
     if image is not None and settings.export.check:
         check_sample_image(image)
     model = load_model(checkpoint)
-    return export(model, settings.export, output, sample_image=image)
+    dataset_dir = dataset_dir or dataset_of_run(checkpoint) or next(iter(settings.data.local.dataset_dirs), None)
+    run = run_folder_of(checkpoint)
+    thresholds = _run_thresholds(run.root) if run else None
+    return export(model, settings.export, output, sample_image=image, dataset_dir=dataset_dir, split=split,
+                  thresholds=thresholds, evaluation_root=(run.root if run else output.parent) / "evaluation")
+
+
+def _run_thresholds(run_dir: Path) -> dict[str, float] | None:
+    """Per-class thresholds of the run's latest evaluation (test, else valid), if there is one."""
+    from rfdetr_trainer.evaluation.files import read_thresholds
+
+    for split in ("test", "valid"):
+        path = Path(run_dir) / "evaluation" / split / "thresholds.json"
+        if path.is_file():
+            try:
+                return read_thresholds(path)
+            except (OSError, ValueError, AttributeError):
+                return None
+    return None
 
 
 def check_predict(source: Path, split: str | None, output: Path, checkpoint: Path) -> None:
     """What predict needs, checked before the model loads: the checkpoint, readable inputs, a usable output."""
+    from rfdetr_trainer.errors import CheckpointError
     from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
     from rfdetr_trainer.services.predict import resolve_inputs
     from rfdetr_trainer.services.preflight import check_output_folder, check_prediction_inputs
 
-    check_checkpoint(checkpoint)
+    if checkpoint.suffix.lower() in (".onnx", ".torchscript", ".ts", ".jit"):  # inference.py's exported suffixes
+        if not checkpoint.is_file():
+            raise CheckpointError(f"{checkpoint}: model file does not exist")
+    else:
+        check_checkpoint(checkpoint)
     check_prediction_inputs(resolve_inputs(source, split).images)
     check_output_folder(output, "coco_results.json", "an earlier predictions folder")
 
@@ -149,3 +209,75 @@ def _image_near(checkpoint: Path, settings: Settings) -> Path | None:
         if image is not None:
             return image
     return None
+
+
+def dataset_of_run(checkpoint: Path | None) -> Path | None:
+    """The dataset a checkpoint's run trained on (from ``checkpoints/training_config.json``), if known."""
+    import json
+
+    run = run_folder_of(checkpoint) if checkpoint else None
+    if run is None:
+        return None
+    try:
+        return Path(json.loads((run.checkpoints / "training_config.json").read_text())["train_config"]["dataset_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def model_source(checkpoint: Path | None, model_file: Path | None) -> Path:
+    """The one model a predict/evaluate command runs: ``--checkpoint`` or ``--model``, not both, not neither."""
+    from rfdetr_trainer.errors import ConfigError
+
+    if (checkpoint is None) == (model_file is None):
+        raise ConfigError("pass exactly one of --checkpoint and --model",
+                          hint="--checkpoint run/checkpoints/checkpoint_best_total.pth or --model model.onnx")
+    return Path(checkpoint or model_file)
+
+
+def evaluate_stage(settings: Settings, *, checkpoint: Path | None, model_file: Path | None,
+                   dataset_dir: Path | None, split: str, output: Path | None, iou: float = 0.5,
+                   confidence: float | None = None, num_errors: int = 16) -> Any:
+    """Evaluate a checkpoint or an exported file on one split of a dataset."""
+    from rfdetr_trainer.errors import ConfigError
+    from rfdetr_trainer.integrations.rfdetr.inference import load_backend
+    from rfdetr_trainer.services.evaluate import evaluate
+
+    source = model_source(checkpoint, model_file)
+    # An exported file in <run>/export/ belongs to that run as much as its checkpoint does.
+    anchor = source.parent.parent / "checkpoints" / source.name if source.parent.name == "export" else source
+    dataset_dir = dataset_dir or dataset_of_run(anchor) or next(iter(settings.data.local.dataset_dirs), None)
+    if dataset_dir is None:
+        raise ConfigError("no dataset to evaluate on", hint="pass --dataset-dir")
+    leaf = split if model_file is None else f"{split}-{source.suffix.lstrip('.').lower()}"
+    run = run_folder_of(anchor)
+    output = Path(output or ((run.root if run else Path.cwd()) / "evaluation" / leaf))
+    check_writable(output)  # before the model loads; the folder is made when there is something to write
+    backend = load_backend(source, device=settings.training.device)
+    manifest = Path(dataset_dir) / "dataset_manifest.json"
+    return evaluate(backend, Path(dataset_dir), output, split=split, iou=iou, confidence=confidence,
+                    batch_size=settings.validation.batch_size, num_errors=num_errors,
+                    dataset_manifest=manifest if manifest.is_file() else None)
+
+
+def final_evaluation(settings: Settings, model: Any, dataset_dir: Path, paths: RunPaths, split: str,
+                     tracker: Any = None) -> Any:
+    """Evaluate ``model`` (a checkpoint path or a loaded model) on ``split`` into ``<run>/evaluation/<split>``.
+
+    The step after a training: reports to the trackers and rebuilds the run's ``report.html``.
+    """
+    from rfdetr_trainer.integrations.rfdetr.inference import as_backend, load_backend
+    from rfdetr_trainer.logs import get_logger
+    from rfdetr_trainer.services.evaluate import evaluate
+    from rfdetr_trainer.services.report import build_report
+
+    backend = load_backend(model) if isinstance(model, (str, Path)) else as_backend(model)
+    manifest = Path(dataset_dir) / "dataset_manifest.json"
+    result = evaluate(backend, dataset_dir, paths.root / "evaluation" / split, split=split,
+                      batch_size=settings.validation.batch_size,
+                      dataset_manifest=manifest if manifest.is_file() else None)
+    if tracker is not None:
+        tracker.log_evaluation(result, title=f"eval {split}", tensorboard_dir=paths.tensorboard)
+    report = build_report(paths.root)
+    get_logger(__name__).info("evaluation on %s: mAP50:95 %s, mAP50 %s; report %s", split,
+                              result.metrics.get("mAP50_95"), result.metrics.get("mAP50"), report)
+    return result

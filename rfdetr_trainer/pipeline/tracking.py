@@ -41,6 +41,17 @@ class Tracker:
         if self.task_manager is not None:
             self.task_manager.log_model(path, name=name, class_names=class_names, metrics=metrics)
 
+    def log_evaluation(self, result: Any, *, title: str, tensorboard_dir: Path | None = None) -> None:
+        """An evaluate result to ClearML (tables, matrix, curves, thresholds) and its figures to TensorBoard."""
+        if self.task_manager is not None and self.task_manager.active and result.evaluation is not None:
+            from rfdetr_trainer.integrations.clearml.evaluation import report_evaluation
+
+            report_evaluation(self.task_manager.task, result.evaluation, title=title)
+        if tensorboard_dir is not None and self.settings.experiment.logging.tensorboard:
+            from rfdetr_trainer.integrations.tensorboard import write_evaluation_figures
+
+            write_evaluation_figures(tensorboard_dir, result.files, prefix=title)
+
 
 #: Flags of the ClearML-only options, for the warning when they come with --no-clearml.
 _FLAGS = {"offline": "--clearml-offline", "project_name": "--project-name", "task_name": "--task-name",

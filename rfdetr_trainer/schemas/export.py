@@ -21,6 +21,9 @@ class ExportConfig(Section):
     dynamic_batch: bool = Field(False, description="make the batch dimension dynamic")
     parity_atol: float = Field(1e-3, gt=0, description="max abs difference of boxes/logits vs PyTorch")
     check: bool = Field(True, description="run the exported model and compare it with PyTorch")
+    evaluate: bool | None = Field(None, description="evaluate each exported file on a split and compare its mAP "
+                                                    "with PyTorch (default: on in run, off in export)")
+    max_map_drop: float = Field(0.01, ge=0, le=1, description="largest mAP50:95 loss (absolute) an export may have")
 
     @field_validator("format", mode="before")
     @classmethod

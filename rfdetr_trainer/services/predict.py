@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,46 +81,56 @@ def predict(
     split: str | None = None,
     grid_size: int = 16,
     save_images: bool = True,
+    thresholds: dict[str, float] | None = None,
 ) -> PredictResult:
     """Run ``model`` over ``source`` and write predictions under ``output_dir``.
 
+    Two sets of detections come out of one pass. ``coco_results.json`` holds every detection of the trained
+    classes scoring at least 0.001 (before NMS), the standard input of COCO's mAP, which ``metrics.json`` reports
+    when ground truth exists. The drawings, the grid and ``predictions.coco.json`` hold what a user keeps:
+    detections above the confidence threshold (or the per-class ``thresholds``), after class-agnostic NMS.
+
     Args:
-        model: a loaded rfdetr model (``integrations.rfdetr.inference.load_model`` or a training result).
+        model: an ``inference.Backend`` (checkpoint, ONNX, TorchScript) or an rfdetr model object.
         source: split folder (with ``_annotations.coco.json``), dataset root (with ``split``), folder or image.
         output_dir: written atomically (an earlier predictions folder is replaced, any other non-empty folder
             is refused) with ``images/``, ``grid.jpg``, ``coco_results.json``,
             ``predictions.coco.json`` and ``metrics.json`` (when ground truth exists).
-        validation: confidence and NMS IoU thresholds.
+        validation: confidence and NMS IoU thresholds, batch size.
         split: split name inside a dataset root.
         grid_size: images in the grid.
         save_images: write one annotated image per input.
+        thresholds: per-class confidence (class name -> threshold) replacing the single one for drawing.
     """
-    from rfdetr_trainer.integrations.rfdetr.inference import annotate, grid, predict_images
+    from rfdetr_trainer.evaluation.core import SCORE_FLOOR
+    from rfdetr_trainer.integrations.rfdetr.inference import annotate, as_backend, grid, predict_images
 
     inputs = resolve_inputs(source, split)
-    class_names = list(getattr(model, "class_names", None) or [])
-    category_of = _category_mapping(class_names, inputs.categories)
     output_dir = Path(output_dir)
     with staging_dir(output_dir, marker="coco_results.json", what="an earlier predictions folder") as staging:
+        backend = as_backend(model)
+        class_names = backend.class_names
+        category_of = _category_mapping(class_names, inputs.categories)
+        display: float | dict[int, float] = validation.confidence_threshold
+        if thresholds:
+            display = {i: float(thresholds.get(n, validation.confidence_threshold)) for i, n in enumerate(class_names)}
         images_dir = staging / "images"
         images_dir.mkdir()
-        results, coco_images, frames = [], [], []
+        results, kept, coco_images, frames = [], [], [], []
         with progress() as bar:
             task = bar.add_task("predict", total=len(inputs.images))
-            for image_id, pred in zip(inputs.image_ids, predict_images(
-                    model, inputs.images, threshold=validation.confidence_threshold,
-                    iou_threshold=validation.iou_threshold)):
-                coco_images.append({"id": image_id, "file_name": pred.path.name, "width": pred.width,
-                                    "height": pred.height})
-                for box, score, label in zip(pred.boxes_xyxy, pred.scores, pred.labels):
-                    x0, y0, x1, y1 = box
-                    results.append({"image_id": image_id, "category_id": category_of(label),
-                                    "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-                                    "score": round(score, 5)})
+            for image_id, raw in zip(inputs.image_ids, predict_images(
+                    backend, inputs.images, threshold=min(SCORE_FLOOR, validation.confidence_threshold),
+                    batch_size=validation.batch_size, keep_images=save_images or len(frames) < grid_size)):
+                coco_images.append({"id": image_id, "file_name": raw.path.name, "width": raw.width,
+                                    "height": raw.height})
+                results.extend(_records(image_id, raw, category_of))
+                shown = raw.above(display).nms(validation.iou_threshold)
+                kept.extend(_records(image_id, shown, category_of))
                 if save_images or len(frames) < grid_size:
-                    frame = annotate(pred, class_names)
+                    frame = annotate(shown, class_names)
                     if save_images:
-                        _save_frame(frame, images_dir / f"{len(coco_images):05d}_{pred.path.stem}.jpg")
+                        _save_frame(frame, images_dir / f"{len(coco_images):05d}_{raw.path.stem}.jpg")
                     if len(frames) < grid_size:
                         frames.append(frame)
                 bar.advance(task)
@@ -130,14 +138,27 @@ def predict(
         write_text_atomic(staging / "coco_results.json", json.dumps(results))
         categories = inputs.categories or [{"id": i + 1, "name": n} for i, n in enumerate(class_names)]
         annotations = [{"id": i + 1, **r, "area": round(r["bbox"][2] * r["bbox"][3], 2), "iscrowd": 0}
-                       for i, r in enumerate(results)]
+                       for i, r in enumerate(kept)]
         write_text_atomic(staging / "predictions.coco.json", json.dumps(
             {"images": coco_images, "annotations": annotations, "categories": categories}))
         metrics = evaluate(inputs.ground_truth, results) if inputs.ground_truth else {}
         if metrics:
             write_text_atomic(staging / "metrics.json", json.dumps(metrics, indent=2))
     return PredictResult(output_dir, output_dir / "images", output_dir / "grid.jpg",
-                         output_dir / "coco_results.json", len(inputs.images), len(results), metrics)
+                         output_dir / "coco_results.json", len(inputs.images), len(kept), metrics)
+
+
+def _records(image_id: int, pred: Any, category_of: Any) -> list[dict[str, Any]]:
+    """COCO result records of one image's detections; labels without a dataset category are left out."""
+    out = []
+    for (x0, y0, x1, y1), score, label in zip(pred.boxes_xyxy.tolist(), pred.scores.tolist(), pred.labels.tolist()):
+        category = category_of(label)
+        if category is None:
+            continue
+        out.append({"image_id": image_id, "category_id": category,
+                    "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                    "score": round(score, 5)})
+    return out
 
 
 def _save_frame(frame: Any, path: Path) -> None:
@@ -147,39 +168,35 @@ def _save_frame(frame: Any, path: Path) -> None:
 
 
 def _category_mapping(class_names: list[str], categories: list[dict[str, Any]]):
-    """Model label -> category id of the ground truth (matched by name), or label + 1 without ground truth."""
+    """Model label -> category id of the ground truth (matched by name), or label + 1 without ground truth.
+
+    A label whose class the ground truth lacks maps to None: such detections are left out of the results
+    rather than written under an id that means nothing.
+    """
     by_name = {c.get("name"): c.get("id") for c in categories}
     ids = [by_name.get(name) for name in class_names]
     if categories and class_names and any(i is None for i in ids):
         unknown = [n for n, i in zip(class_names, ids) if i is None]
-        log.warning("classes %s are not in the ground truth; their detections count as false positives", unknown)
+        log.warning("classes %s are not in the ground truth; their detections are left out", unknown)
 
-    def category_of(label: int) -> int:
+    def category_of(label: int) -> int | None:
         if 0 <= label < len(ids) and ids[label] is not None:
             return int(ids[label])
-        return label + 1 if not categories else -1
+        return label + 1 if not categories and 0 <= label < len(class_names) else None
 
     return category_of
 
 
 def evaluate(ground_truth: Path, results: list[dict[str, Any]]) -> dict[str, float]:
-    """COCO mAP50 and mAP50:95 of ``results`` against ``ground_truth`` (pycocotools)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    """COCO mAP50 and mAP50:95 of ``results`` (every detection >= 0.001) against ``ground_truth``."""
+    from rfdetr_trainer.evaluation.cocomap import coco_metrics
+    from rfdetr_trainer.evaluation.core import detections_array
 
-    # pycocotools prints its tables on stdout, which is reserved for results.
-    with contextlib.redirect_stdout(sys.stderr):
-        gt = COCO(str(ground_truth))
-        known = set(gt.getCatIds())
-        kept = [r for r in results if r["category_id"] in known]
-        if not kept or not gt.getAnnIds():
-            return {"mAP50": 0.0, "mAP50_95": 0.0}
-        try:
-            dt = gt.loadRes(kept)
-        except (IndexError, ValueError, KeyError) as exc:
-            raise PredictionError(f"{ground_truth}: cannot score predictions against it ({exc})") from None
-        ev = COCOeval(gt, dt, "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return {"mAP50_95": round(float(max(ev.stats[0], 0.0)), 5), "mAP50": round(float(max(ev.stats[1], 0.0)), 5)}
+    try:
+        gt = json.loads(Path(ground_truth).read_text(encoding="utf-8"))
+        known = {int(c["id"]) for c in gt.get("categories", [])}
+        stats, _ = coco_metrics(gt, detections_array([r for r in results if r["category_id"] in known]))
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise PredictionError(f"{ground_truth}: cannot score predictions against it ({exc})") from None
+    return {"mAP50_95": round(max(stats["mAP50_95"], 0.0), 5) if stats["mAP50_95"] == stats["mAP50_95"] else 0.0,
+            "mAP50": round(max(stats["mAP50"], 0.0), 5) if stats["mAP50"] == stats["mAP50"] else 0.0}

@@ -14,6 +14,7 @@ from typing import Any
 
 from pytorch_lightning import Callback  # noqa: TID253 - see module docstring
 
+from rfdetr_trainer.integrations.rfdetr.results_plot import ResultsPlot
 from rfdetr_trainer.logs import get_logger, stderr_console
 
 log = get_logger(__name__)
@@ -44,6 +45,7 @@ def make_callbacks(*, metrics_path: Path, show_progress: bool = True) -> list[An
 
     tables = route_metric_tables()  # rfdetr's tables report each epoch; no ANSI escapes off a terminal
     callbacks: list[Any] = [MetricsLog(metrics_path, log_line=not tables)]
+    callbacks.append(ResultsPlot(metrics_path))  # after MetricsLog: redraws results.png from what it wrote
     if show_progress and not quiet():
         callbacks.append(RichProgress())
     return callbacks

@@ -1,27 +1,286 @@
-"""Load a trained model and run it on images; drawing with supervision."""
+"""Run a trained model on images: a checkpoint (PyTorch), an exported ONNX file (ONNX Runtime) or TorchScript.
+
+Every backend gets the same input (``preprocess``: RGB after the EXIF orientation, resized to the model's square
+resolution with torch's antialias-free bilinear resize, as rfdetr's ``predict`` does, then normalised) and its raw
+outputs (normalised cxcywh boxes and class logits per query) go through one decoder (``decode``): sigmoid over
+the *trained* classes only (the head has more logits than classes), top-k over query x class as rfdetr's
+``PostProcess``, boxes scaled to the original image. Images are decoded on worker threads while the model runs.
+
+``detect`` is the public entry point for library callers (the CVAT pre-annotation loop): a list of images in, one
+``ImagePrediction`` per image out.
+"""
 
 from __future__ import annotations
 
+import json
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rfdetr_trainer.errors import CheckpointError
+import numpy as np
+
+from rfdetr_trainer.errors import CheckpointError, PredictionError
 from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
+
+#: Key of the JSON metadata the project stores in exported files (ONNX ``metadata_props``, TorchScript extra file).
+METADATA_KEY = "rfdetr_trainer"
+IMAGENET_MEANS = [0.485, 0.456, 0.406]
+IMAGENET_STDS = [0.229, 0.224, 0.225]
+ONNX_SUFFIXES = {".onnx"}
+TORCHSCRIPT_SUFFIXES = {".torchscript", ".ts", ".jit"}
 
 
 @dataclass
 class ImagePrediction:
-    """Detections for one image, in pixels of the original image."""
+    """Detections for one image, in pixels of the image as displayed (EXIF orientation applied)."""
 
-    path: Path
+    path: Path | None
     width: int
     height: int
-    boxes_xyxy: list[list[float]]
-    scores: list[float]
-    labels: list[int]  # contiguous model labels, index into class_names
+    boxes_xyxy: np.ndarray  # N x 4 float32
+    scores: np.ndarray  # N float32
+    labels: np.ndarray  # N int64, index into the backend's class_names (trained classes only)
+    image: Any = field(default=None, repr=False)  # the decoded PIL image, when kept
+
+    def above(self, threshold: float | dict[int, float]) -> ImagePrediction:
+        """The detections scoring more than ``threshold`` (one value, or per class label)."""
+        if isinstance(threshold, dict):
+            limits = np.array([threshold.get(int(c), 0.5) for c in self.labels], dtype=np.float32)
+            keep = self.scores > limits
+        else:
+            keep = self.scores > threshold
+        return ImagePrediction(self.path, self.width, self.height, self.boxes_xyxy[keep], self.scores[keep],
+                               self.labels[keep], self.image)
+
+    def nms(self, iou_threshold: float) -> ImagePrediction:
+        """Class-agnostic non-maximum suppression at ``iou_threshold`` (1.0 or more keeps everything)."""
+        if iou_threshold >= 1.0 or len(self.scores) < 2:
+            return self
+        keep = nms(self.boxes_xyxy, self.scores, iou_threshold)
+        return ImagePrediction(self.path, self.width, self.height, self.boxes_xyxy[keep], self.scores[keep],
+                               self.labels[keep], self.image)
+
+
+# ------------------------------------------------------------------------------------------------ images
+
+
+def open_image(image: Any) -> Any:
+    """A PIL RGB image from a path or PIL image, turned upright by its EXIF orientation.
+
+    Cameras store the pixels unrotated and the orientation in EXIF; every viewer (and the annotation tools the
+    boxes came from) shows the rotated image, so the model must see and the boxes must refer to that one.
+    """
+    from PIL import Image, ImageOps
+
+    if isinstance(image, Image.Image):
+        img = ImageOps.exif_transpose(image)
+    else:
+        try:
+            with Image.open(image) as raw:
+                img = ImageOps.exif_transpose(raw)  # a loaded copy, rotated when EXIF says so
+        except (OSError, ValueError) as exc:
+            raise PredictionError(f"{image}: cannot be read as an image ({exc})") from None
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def preprocess(image: Any, resolution: int, means: list[float], stds: list[float]) -> Any:
+    """The model input for one PIL image: a 3 x R x R float32 tensor, exactly as rfdetr's ``predict`` builds it."""
+    import torch
+    import torchvision.transforms.functional as F
+
+    arr = np.asarray(image, dtype=np.uint8)
+    chw = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).to(torch.float32)
+    chw.div_(torch.tensor(255.0))
+    resized = F.resize(chw, [resolution, resolution], antialias=False)
+    return F.normalize(resized, means, stds)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices kept by greedy class-agnostic NMS, in descending score."""
+    from rfdetr_trainer.evaluation.matching import iou_matrix
+
+    order = np.argsort(-scores, kind="stable")
+    ious = iou_matrix(boxes[order], boxes[order])
+    suppressed = np.zeros(len(order), dtype=bool)
+    keep = []
+    for i in range(len(order)):
+        if suppressed[i]:
+            continue
+        keep.append(order[i])
+        suppressed |= ious[i] > iou_threshold
+    return np.array(keep, dtype=np.int64)
+
+
+def decode(boxes: np.ndarray, logits: np.ndarray, sizes: list[tuple[int, int]], *, num_classes: int,
+           threshold: float, num_select: int = 300) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per image (xyxy pixels, scores, labels) from raw outputs: B x Q x 4 cxcywh and B x Q x C logits.
+
+    Only the first ``num_classes`` logits are the trained classes; the rest (rfdetr's head keeps spare slots)
+    are dropped *before* the top-k, so no detection carries a class the model was not trained on and the top-k
+    is not spent on slots that mean nothing. Order and ties follow rfdetr's ``PostProcess``: descending score,
+    then ascending query x class index; kept are scores above ``threshold``.
+    """
+    logits = np.asarray(logits, dtype=np.float32)
+    boxes = np.asarray(boxes, dtype=np.float32)
+    k = min(num_classes, logits.shape[-1]) if num_classes else logits.shape[-1]
+    prob = 1.0 / (1.0 + np.exp(-logits[..., :k]))
+    flat = prob.reshape(prob.shape[0], -1)
+    n = min(num_select, flat.shape[1])
+    out = []
+    for b, (height, width) in enumerate(sizes):
+        order = np.argsort(-flat[b], kind="stable")[:n]
+        scores = flat[b, order]
+        keep = scores > threshold
+        order, scores = order[keep], scores[keep]
+        query, labels = order // k, (order % k).astype(np.int64)
+        cx, cy, w, h = boxes[b, query].T
+        xyxy = np.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], axis=1)
+        scale = np.array([width, height, width, height], dtype=np.float32)
+        xyxy = np.minimum(np.maximum(xyxy * scale, 0.0), scale)
+        out.append((xyxy.astype(np.float32), scores.astype(np.float32), labels))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ backends
+
+
+class Backend:
+    """A model that maps a B x 3 x R x R float32 batch to (B x Q x 4 boxes, B x Q x C logits) numpy arrays."""
+
+    kind = "base"
+
+    def __init__(self, *, class_names: list[str], resolution: int, means: list[float] | None = None,
+                 stds: list[float] | None = None, num_select: int = 300, thresholds: dict[str, float] | None = None,
+                 max_batch: int | None = None, source: Path | None = None) -> None:
+        self.class_names = list(class_names)
+        self.resolution = int(resolution)
+        self.means = list(means or IMAGENET_MEANS)
+        self.stds = list(stds or IMAGENET_STDS)
+        self.num_select = int(num_select)
+        self.thresholds = dict(thresholds or {})
+        self.max_batch = max_batch
+        self.source = source
+
+    def forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def metadata(self) -> dict[str, Any]:
+        """What an exported file must carry to be run like this model."""
+        return {"class_names": self.class_names, "resolution": self.resolution, "means": self.means,
+                "stds": self.stds, "num_select": self.num_select, "thresholds": self.thresholds}
+
+
+class TorchBackend(Backend):
+    """An rfdetr model in PyTorch (a loaded checkpoint or the model training just produced)."""
+
+    kind = "pytorch"
+
+    def __init__(self, model: Any, **kwargs: Any) -> None:
+        config = model.model_config
+        super().__init__(class_names=list(getattr(model, "class_names", None) or []),
+                         resolution=int(model.model.resolution), means=list(model.means), stds=list(model.stds),
+                         num_select=int(getattr(config, "num_select", 300) or 300), **kwargs)
+        self.model = model
+        self.net = model.model.model
+        self.device = model.model.device
+
+    def forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        self.net.eval()
+        with torch.inference_mode():
+            out = self.net(batch.to(self.device))
+        if isinstance(out, tuple):
+            out = {"pred_boxes": out[0], "pred_logits": out[1]}
+        return out["pred_boxes"].float().cpu().numpy(), out["pred_logits"].float().cpu().numpy()
+
+
+class TorchScriptBackend(Backend):
+    """A ``model.torchscript`` written by ``export`` (``torch.jit.load``)."""
+
+    kind = "torchscript"
+
+    def __init__(self, path: Path, device: str = "cpu") -> None:
+        import torch
+
+        extra = {f"{METADATA_KEY}.json": ""}
+        try:
+            self.module = torch.jit.load(str(path), map_location=device, _extra_files=extra).eval()
+        except Exception as exc:
+            raise CheckpointError(f"{path}: not a loadable TorchScript file: {str(exc).strip()[:200]}") from exc
+        meta = _parse_metadata(extra[f"{METADATA_KEY}.json"], path)
+        self.device = device
+        self.half = any(p.dtype == torch.float16 for p in self.module.parameters())
+        super().__init__(**meta, source=Path(path))
+
+    def forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            x = batch.to(self.device)
+            out = self.module(x.half() if self.half else x)
+        if isinstance(out, dict):
+            out = (out["pred_boxes"], out["pred_logits"])
+        return out[0].float().cpu().numpy(), out[1].float().cpu().numpy()
+
+
+class OnnxBackend(Backend):
+    """A ``model.onnx`` written by ``export``, run by ONNX Runtime (CUDA execution provider where available)."""
+
+    kind = "onnx"
+
+    def __init__(self, path: Path, device: str = "auto") -> None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        providers = ["CPUExecutionProvider"]
+        if device != "cpu" and "CUDAExecutionProvider" in available:
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:
+            raise CheckpointError(f"{path}: not a loadable ONNX model: {str(exc).strip()[:200]}") from exc
+        raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY, "")
+        shape = self.session.get_inputs()[0].shape
+        meta = _parse_metadata(raw, path, input_shape=shape)
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_type = self.session.get_inputs()[0].type
+        fixed = shape[0] if isinstance(shape[0], int) else None
+        super().__init__(**meta, source=Path(path), max_batch=fixed)
+
+    def forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        x = batch.numpy() if hasattr(batch, "numpy") else np.asarray(batch)
+        if "float16" in self.input_type:
+            x = x.astype(np.float16)
+        outputs = self.session.run(None, {self.input_name: x})
+        return np.asarray(outputs[0], dtype=np.float32), np.asarray(outputs[1], dtype=np.float32)
+
+
+def _parse_metadata(raw: str, path: Path, *, input_shape: list[Any] | None = None) -> dict[str, Any]:
+    """Backend keyword arguments from an exported file's metadata (or what its input shape tells)."""
+    meta: dict[str, Any] = {}
+    if raw:
+        try:
+            meta = json.loads(raw)
+        except ValueError:
+            raise CheckpointError(f"{path}: metadata '{METADATA_KEY}' is not JSON") from None
+    resolution = meta.get("resolution")
+    if resolution is None and input_shape and isinstance(input_shape[-1], int):
+        resolution = input_shape[-1]
+    if resolution is None:
+        raise CheckpointError(f"{path}: no resolution in its metadata or input shape",
+                              hint="export it again with rfdetr-trainer export")
+    if not meta.get("class_names"):
+        raise CheckpointError(f"{path}: carries no class names (not exported by rfdetr-trainer export)",
+                              hint="export it again with rfdetr-trainer export, which records them")
+    return {"class_names": meta["class_names"], "resolution": int(resolution), "means": meta.get("means"),
+            "stds": meta.get("stds"), "num_select": int(meta.get("num_select", 300)),
+            "thresholds": meta.get("thresholds") or {}}
 
 
 def load_model(checkpoint: Path) -> Any:
@@ -45,52 +304,100 @@ def load_model(checkpoint: Path) -> Any:
         raise CheckpointError(f"{path}: not a loadable rfdetr checkpoint: {first[:200]}") from exc
 
 
-def predict_images(model: Any, images: list[Path], *, threshold: float, iou_threshold: float,
-                   batch_size: int = 4) -> Iterator[ImagePrediction]:
-    """Run ``model`` over ``images`` in batches; detections above ``threshold``, after class-agnostic NMS."""
-    from PIL import Image
+def load_backend(model: Path | str, *, device: str = "auto") -> Backend:
+    """The backend for a checkpoint (``.pth``, a run folder), ``model.onnx`` or ``model.torchscript``."""
+    path = Path(model)
+    suffix = path.suffix.lower()
+    if suffix in ONNX_SUFFIXES or suffix in TORCHSCRIPT_SUFFIXES:
+        if not path.is_file():
+            raise CheckpointError(f"{path}: model file does not exist")
+        if suffix in ONNX_SUFFIXES:
+            return OnnxBackend(path, device=device)
+        return TorchScriptBackend(path, device="cpu" if device in ("auto", "cpu") else device)
+    return TorchBackend(load_model(path), source=path)
 
-    for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
-        pil = []
-        for path in chunk:
-            with Image.open(path) as img:
-                pil.append(img.convert("RGB"))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            results = model.predict(pil, threshold=threshold)
-        if not isinstance(results, list):
-            results = [results]
-        for path, image, det in zip(chunk, pil, results):
-            if len(det) and iou_threshold < 1.0:
-                det = det.with_nms(threshold=iou_threshold, class_agnostic=True)
-            yield ImagePrediction(
-                path=path,
-                width=image.width,
-                height=image.height,
-                boxes_xyxy=[[float(v) for v in box] for box in det.xyxy],
-                scores=[float(s) for s in det.confidence],
-                labels=[int(c) for c in det.class_id],
-            )
+
+def as_backend(model: Any) -> Backend:
+    """``model`` if it is a Backend, else the PyTorch backend of an rfdetr model object."""
+    return model if isinstance(model, Backend) else TorchBackend(model)
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+def predict_images(model: Any, images: Iterable[Any], *, threshold: float = 0.001, batch_size: int = 4,
+                   workers: int = 2, keep_images: bool = False) -> Iterator[ImagePrediction]:
+    """Run ``model`` (a Backend or an rfdetr model) over ``images`` (paths or PIL images), in input order.
+
+    Images are decoded and preprocessed on ``workers`` threads (PIL and torch release the GIL) while the model
+    runs the previous batch. Detections above ``threshold`` are returned, before any NMS.
+    """
+    import torch
+
+    backend = as_backend(model)
+    batch_size = max(1, min(batch_size, backend.max_batch or batch_size))
+    num_classes = len(backend.class_names)
+
+    def load(item: Any) -> tuple[Any, Any, Any]:
+        img = open_image(item)
+        return item, img, preprocess(img, backend.resolution, backend.means, backend.stds)
+
+    items = list(images)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
+        pending = [pool.submit(load, item) for item in items[:2 * batch_size]]
+        queued = len(pending)
+        while pending:
+            chunk, pending = pending[:batch_size], pending[batch_size:]
+            more = items[queued:queued + batch_size]
+            pending.extend(pool.submit(load, item) for item in more)
+            queued += len(more)
+            loaded = [f.result() for f in chunk]
+            batch = torch.stack([x for _, _, x in loaded])
+            boxes, logits = backend.forward(batch)
+            sizes = [(img.height, img.width) for _, img, _ in loaded]
+            decoded = decode(boxes, logits, sizes, num_classes=num_classes, threshold=threshold,
+                             num_select=backend.num_select)
+            for (item, img, _), (xyxy, scores, labels) in zip(loaded, decoded):
+                path = Path(item) if isinstance(item, (str, Path)) else None
+                yield ImagePrediction(path, img.width, img.height, xyxy, scores, labels,
+                                      img if keep_images else None)
+
+
+def detect(model: Any, images: list[Any], *, threshold: float = 0.5, iou_threshold: float = 1.0,
+           batch_size: int = 4) -> list[ImagePrediction]:
+    """Detections for each image of ``images`` (paths or PIL images), for library callers.
+
+    Args:
+        model: a Backend (``load_backend`` of a checkpoint, ONNX or TorchScript file) or an rfdetr model.
+        images: paths or PIL images; EXIF orientation is applied, boxes refer to the upright image.
+        threshold: keep detections scoring more than this.
+        iou_threshold: class-agnostic NMS IoU; 1.0 (default) applies none, as rfdetr's ``predict``.
+        batch_size: images per forward pass.
+
+    Returns:
+        One ImagePrediction per image, in order: ``boxes_xyxy`` in pixels, ``scores``, ``labels`` indexing
+        the backend's ``class_names`` (only trained classes).
+    """
+    return [p.nms(iou_threshold) for p in predict_images(model, images, threshold=threshold,
+                                                          batch_size=batch_size)]
+
+
+# ------------------------------------------------------------------------------------------------ drawing
 
 
 def annotate(prediction: ImagePrediction, class_names: list[str]) -> Any:
-    """The image with boxes and labels drawn (a numpy RGB array)."""
-    import numpy as np
+    """The image with boxes and labels drawn (a numpy RGB array), upright as its EXIF orientation says."""
     import supervision as sv
-    from PIL import Image
 
-    with Image.open(prediction.path) as img:
-        frame = np.array(img.convert("RGB"))
-    if not prediction.scores:
+    image = prediction.image if prediction.image is not None else open_image(prediction.path)
+    frame = np.array(image)
+    if not len(prediction.scores):
         return frame
-    det = sv.Detections(
-        xyxy=np.array(prediction.boxes_xyxy, dtype=np.float32),
-        confidence=np.array(prediction.scores, dtype=np.float32),
-        class_id=np.array(prediction.labels, dtype=int),
-    )
-    names = [class_names[c] if 0 <= c < len(class_names) else str(c) for c in prediction.labels]
-    text = [f"{n} {s:.2f}" for n, s in zip(names, prediction.scores)]
+    det = sv.Detections(xyxy=np.asarray(prediction.boxes_xyxy, dtype=np.float32),
+                        confidence=np.asarray(prediction.scores, dtype=np.float32),
+                        class_id=np.asarray(prediction.labels, dtype=int))
+    names = [class_names[c] if 0 <= c < len(class_names) else str(c) for c in det.class_id]
+    text = [f"{n} {s:.2f}" for n, s in zip(names, det.confidence)]
     scale = max(frame.shape[:2]) / 640
     frame = sv.BoxAnnotator(thickness=max(1, round(2 * scale))).annotate(frame.copy(), det)
     return sv.LabelAnnotator(text_scale=max(0.3, 0.5 * scale), text_padding=2).annotate(frame, det, labels=text)
