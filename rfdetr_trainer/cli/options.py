@@ -90,7 +90,8 @@ NumClasses = Annotated[Optional[int], typer.Option(
 # --- training
 Epochs = Annotated[Optional[int], typer.Option("--epochs", "-e", help="training epochs.", rich_help_panel=TRAIN,
                                                show_default=False)]
-BatchSize = Annotated[Optional[int], typer.Option("--batch-size", "-b", help="images per step per device.",
+BatchSize = Annotated[Optional[str], typer.Option("--batch-size", "-b",
+                                                  help="images per step per device, or 'auto' (probe the GPU).",
                                                   rich_help_panel=TRAIN, show_default=False)]
 GradAccum = Annotated[Optional[int], typer.Option("--grad-accum-steps", help="gradient accumulation steps.",
                                                  rich_help_panel=TRAIN, show_default=False)]
@@ -135,6 +136,47 @@ OutputDir = Annotated[Optional[Path], typer.Option(
 RunName = Annotated[Optional[str], typer.Option(
     "--run-name", help="sub-folder of the output dir (default: a timestamp).", rich_help_panel=TRAIN,
     show_default=False)]
+
+# --- rfdetr 1.11 knobs (issue 10): names follow rfdetr's TrainConfig / ModelConfig
+Augment = Annotated[Optional[str], typer.Option(
+    "--augment", help="augmentation preset: none, conservative, aggressive, aerial, industrial.",
+    rich_help_panel=TRAIN, show_default=False)]
+AugmentationBackend = Annotated[Optional[str], typer.Option(
+    "--augmentation-backend", help="cpu, auto, torchvision, albumentations or kornia.", rich_help_panel=TRAIN,
+    show_default=False)]
+MultiScale = Annotated[Optional[str], typer.Option(
+    "--multi-scale", help="multi-scale training: off, per-batch or per-sample.", rich_help_panel=TRAIN,
+    show_default=False)]
+FreezeEncoder = Annotated[Optional[bool], typer.Option(
+    "--freeze-encoder/--no-freeze-encoder", help="keep the backbone fixed (small datasets, small GPUs).",
+    rich_help_panel=MODEL, show_default=False)]
+Lora = Annotated[Optional[bool], typer.Option(
+    "--lora/--no-lora", help="LoRA adapters on the backbone (extra: pip install 'rfdetr-trainer[lora]').",
+    rich_help_panel=MODEL, show_default=False)]
+LrScheduler = Annotated[Optional[str], typer.Option(
+    "--lr-scheduler", help="learning-rate schedule: step or cosine.", rich_help_panel=TRAIN, show_default=False)]
+WarmupEpochs = Annotated[Optional[float], typer.Option(
+    "--warmup-epochs", help="linear learning-rate warm-up, in epochs.", rich_help_panel=TRAIN, show_default=False)]
+EvalInterval = Annotated[Optional[int], typer.Option(
+    "--eval-interval", help="validate every N epochs (the last always validates).", rich_help_panel=TRAIN,
+    show_default=False)]
+NumQueries = Annotated[Optional[int], typer.Option(
+    "--num-queries", help="object queries (default: the model's; more for dense scenes).", rich_help_panel=MODEL,
+    show_default=False)]
+EvalMaxDets = Annotated[Optional[int], typer.Option(
+    "--eval-max-dets", help="detections per image kept for COCO evaluation.", rich_help_panel=TRAIN,
+    show_default=False)]
+SaveDatasetGrids = Annotated[Optional[bool], typer.Option(
+    "--save-dataset-grids/--no-save-dataset-grids", help="render sample grids of the train/valid data.",
+    rich_help_panel=TRAIN, show_default=False)]
+MaxTime = Annotated[Optional[str], typer.Option(
+    "--max-time", help="time budget: 90m, 2h, 1.5h or DD:HH:MM:SS; stops cleanly with checkpoints.",
+    rich_help_panel=TRAIN, show_default=False)]
+InitFrom = Annotated[Optional[Path], typer.Option(
+    "--init-from", help="fine-tune from a checkpoint this tool wrote, keeping its classes (head mapped by name).",
+    rich_help_panel=MODEL, show_default=False)]
+DryRun = Annotated[bool, typer.Option(
+    "--dry-run", help="print the rfdetr TrainConfig and ModelConfig that would be used, and exit.")]
 
 # --- tracking
 ClearML = Annotated[Optional[bool], typer.Option("--clearml/--no-clearml", help="track the run in ClearML.",
@@ -243,6 +285,20 @@ KEYS: dict[str, tuple[str, str]] = {
     "dynamic_batch": ("export.dynamic_batch", "--dynamic-batch"),
     "inference_batch_size": ("validation.batch_size", "--batch-size"),
     "export_evaluate": ("export.evaluate", "--evaluate"),
+    # rfdetr 1.11 knobs (issue 10)
+    "augment": ("training.augment", "--augment"),
+    "augmentation_backend": ("training.augmentation_backend", "--augmentation-backend"),
+    "multi_scale": ("training.multi_scale", "--multi-scale"),
+    "freeze_encoder": ("model.freeze_encoder", "--freeze-encoder"),
+    "lora": ("model.backbone_lora", "--lora"),
+    "lr_scheduler": ("training.lr_scheduler", "--lr-scheduler"),
+    "warmup_epochs": ("training.warmup_epochs", "--warmup-epochs"),
+    "eval_interval": ("training.eval_interval", "--eval-interval"),
+    "num_queries": ("model.num_queries", "--num-queries"),
+    "eval_max_dets": ("training.eval_max_dets", "--eval-max-dets"),
+    "save_dataset_grids": ("training.save_dataset_grids", "--save-dataset-grids"),
+    "max_time": ("training.max_time", "--max-time"),
+    "init_from": ("model.init_from", "--init-from"),
 }
 
 #: options that take several values after one flag (``--tags a b``); expanded by the root group.

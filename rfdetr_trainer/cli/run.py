@@ -27,6 +27,11 @@ def run_command(
     confidence_threshold: o.Confidence = None, iou_threshold: o.Iou = None, export_format: o.ExportFormat = None,
     half: o.Half = None, simplify: o.Simplify = None, opset: o.Opset = None, dynamic_batch: o.DynamicBatch = None,
     config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
+    augment: o.Augment = None, augmentation_backend: o.AugmentationBackend = None, multi_scale: o.MultiScale = None,
+    freeze_encoder: o.FreezeEncoder = None, lora: o.Lora = None, lr_scheduler: o.LrScheduler = None,
+    warmup_epochs: o.WarmupEpochs = None, eval_interval: o.EvalInterval = None, num_queries: o.NumQueries = None,
+    eval_max_dets: o.EvalMaxDets = None, save_dataset_grids: o.SaveDatasetGrids = None, max_time: o.MaxTime = None,
+    init_from: o.InitFrom = None,
 ) -> None:
     """Run the whole pipeline; prints every artifact, then the run manifest, and the best checkpoint last
     (as ``train`` does, so ``ckpt=$(rfdetr-trainer run …)`` works)."""

@@ -20,11 +20,22 @@ def train_command(
     clearml: o.ClearML = None, project_name: o.ProjectName = None, task_name: o.TaskName = None,
     tags: o.Tags = None, clearml_offline: o.ClearMLOffline = None, clearml_required: o.ClearMLRequired = None,
     remote: o.Remote = None, config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
+    augment: o.Augment = None, augmentation_backend: o.AugmentationBackend = None, multi_scale: o.MultiScale = None,
+    freeze_encoder: o.FreezeEncoder = None, lora: o.Lora = None, lr_scheduler: o.LrScheduler = None,
+    warmup_epochs: o.WarmupEpochs = None, eval_interval: o.EvalInterval = None, num_queries: o.NumQueries = None,
+    eval_max_dets: o.EvalMaxDets = None, save_dataset_grids: o.SaveDatasetGrids = None, max_time: o.MaxTime = None,
+    init_from: o.InitFrom = None,
+    dry_run: o.DryRun = False,
 ) -> None:
     """Train RF-DETR on a dataset (validated first); the best checkpoint path is the last stdout line."""
     from rfdetr_trainer.pipeline.stages import train_stage
 
     settings = load(locals())
+    if dry_run:
+        from rfdetr_trainer.pipeline.stages import train_dry_run
+
+        emit(train_dry_run(settings), as_json=True)
+        return
     with stdout_to_stderr():
         result = train_stage(settings)
     if result is None:  # a DDP rank other than 0: rank 0 prints the checkpoint

@@ -153,6 +153,7 @@ def _run_stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any
         class_names, final_metrics = trained.class_names, trained.final_metrics
         record("train", trained.to_dict(), best_checkpoint=trained.best_checkpoint,
                checkpoints=trained.checkpoints_dir, tensorboard=trained.tensorboard_dir, metrics=trained.metrics_path)
+        tracker.log_class_mapping(trained.init_from)
         tracker.log_model(best_checkpoint, name="best", class_names=class_names, metrics=final_metrics)
     if not rank_zero:
         return None

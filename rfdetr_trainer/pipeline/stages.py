@@ -67,10 +67,20 @@ def train_stage(settings: Settings) -> Any:
                        validate=False, extra_callbacks=tracker.callbacks, notes=fetched.provenance())
         if not is_rank_zero():
             return None
+        tracker.log_class_mapping(result.init_from)
         tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
                           metrics=result.final_metrics)
         final_evaluation(settings, result.best_checkpoint, fetched.dataset_dir, paths, "valid", tracker)
         return result
+
+
+def train_dry_run(settings: Settings) -> dict[str, Any]:
+    """What ``train`` would hand rfdetr (its ModelConfig and TrainConfig), without fetching or training."""
+    from rfdetr_trainer.services.fetch import prepared_dir
+    from rfdetr_trainer.services.train import resolved_configs
+
+    paths = RunPaths(Path(settings.experiment.output_dir) / (settings.experiment.run_name or "<run>"))  # not created
+    return resolved_configs(settings.model, settings.training, prepared_dir(settings.data), paths)
 
 
 def run_folder_of(checkpoint: Path) -> RunPaths | None:

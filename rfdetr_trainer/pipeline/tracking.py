@@ -37,6 +37,11 @@ class Tracker:
             manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
         self.task_manager.log_dataset_info(manifest, dataset_dir=dataset_dir)
 
+    def log_class_mapping(self, mapping: dict[str, Any] | None) -> None:
+        """Record ``--init-from``'s class-head mapping as a ClearML configuration object."""
+        if self.task_manager is not None and self.task_manager.task is not None and mapping:
+            self.task_manager.task.connect_configuration(mapping, name="init_from class mapping")
+
     def log_model(self, path: Path, *, name: str, class_names: list[str], metrics: dict[str, float]) -> None:
         if self.task_manager is not None:
             self.task_manager.log_model(path, name=name, class_names=class_names, metrics=metrics)

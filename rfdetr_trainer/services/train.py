@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -9,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from rfdetr_trainer import __version__
-from rfdetr_trainer.errors import DatasetError, TrainingError
-from rfdetr_trainer.integrations.rfdetr.checkpoint import BEST_NAMES, find_resume_checkpoint
+from rfdetr_trainer.errors import ConfigError, DatasetError, TrainingError
+from rfdetr_trainer.integrations.rfdetr.checkpoint import BEST_NAMES, check_checkpoint, find_resume_checkpoint
 from rfdetr_trainer.integrations.rfdetr.registry import check_resolution, get_spec, resolve_weights
 from rfdetr_trainer.logs import get_logger
 from rfdetr_trainer.pipeline.context import RunPaths
@@ -33,6 +34,7 @@ class TrainResult:
     epochs_completed: int = 0
     duration_s: float = 0.0
     model: Any = field(default=None, repr=False)  # the in-memory rfdetr model, reused by predict/export
+    init_from: dict[str, Any] | None = None  # the class-head mapping of --init-from
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no model object)."""
@@ -45,6 +47,7 @@ class TrainResult:
             "final_metrics": self.final_metrics,
             "epochs_completed": self.epochs_completed,
             "duration_s": round(self.duration_s, 2),
+            **({"init_from": self.init_from} if self.init_from else {}),
         }
 
 
@@ -75,7 +78,8 @@ def validate_dataset(dataset_dir: Path, *, strict: bool) -> Any:
 
 
 def preflight(model_cfg: ModelConfig, training: TrainingConfig) -> tuple[Any, int, str | None, Path | None]:
-    """Check what can fail before any data moves or rfdetr is imported: model type, resolution, weights, resume.
+    """Check what can fail before any data moves or rfdetr is imported: model type, resolution, weights, resume,
+    and the rfdetr knobs that need an optional package or a file.
 
     Returns:
         The model spec, the resolution to train at, the weights for rfdetr, and the checkpoint to resume from.
@@ -87,7 +91,52 @@ def preflight(model_cfg: ModelConfig, training: TrainingConfig) -> tuple[Any, in
     resolution = check_resolution(spec, training.resolution)
     weights = resolve_weights(spec, model_cfg.pretrain_weights)
     resume = find_resume_checkpoint(training.resume) if training.resume else None
+    check_knobs(model_cfg, training)
+    if model_cfg.init_from is not None:
+        check_checkpoint(model_cfg.init_from, what="model.init_from checkpoint")
     return spec, resolution, weights, resume
+
+
+def check_knobs(model_cfg: ModelConfig, training: TrainingConfig) -> None:
+    """One clear line for a knob that can't work here: a missing optional package, an unreadable aug_config."""
+    import importlib.util
+
+    if model_cfg.backbone_lora and importlib.util.find_spec("peft") is None:
+        raise ConfigError("model.backbone_lora: --lora needs the peft package, which is not installed",
+                          hint="pip install 'rfdetr-trainer[lora]'")
+    if training.augment is not None and training.aug_config is not None:
+        raise ConfigError("training.augment: give either --augment or training.aug_config, not both")
+    wants_albumentations = (training.augment not in (None, "none")) or bool(load_aug_config(training.aug_config))
+    backend = training.augmentation_backend
+    needed = {"albumentations": "albumentations", "kornia": "kornia"}.get(backend)
+    if wants_albumentations and backend in ("cpu", "auto", "albumentations"):
+        needed = "albumentations"
+    if needed and importlib.util.find_spec(needed) is None:
+        raise ConfigError(f"training.augmentation_backend: augmentations with {backend!r} need {needed}, "
+                          "which is not installed", hint="pip install 'rfdetr[augment]'")
+
+
+def load_aug_config(path: Path | None) -> dict[str, Any] | None:
+    """The ``{transform: {params}}`` mapping of a JSON/YAML ``training.aug_config`` file."""
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except (OSError, ValueError) as exc:  # yaml's errors are ValueErrors' cousins; see below
+        raise ConfigError(f"training.aug_config: {path}: {str(exc).splitlines()[0][:200]}") from exc
+    except Exception as exc:  # yaml.YAMLError
+        raise ConfigError(f"training.aug_config: {path}: not valid YAML: {str(exc).splitlines()[0][:200]}") from exc
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in data.items()):
+        raise ConfigError(f"training.aug_config: {path}: expected a mapping of transform name to its parameters",
+                          hint='e.g. {"HorizontalFlip": {"p": 0.5}}')
+    return data
 
 
 def train(
@@ -126,30 +175,22 @@ def train(
     else:
         check_dataset_layout(dataset_dir)
 
-    from rfdetr_trainer.integrations.rfdetr.callbacks import make_callbacks
     from rfdetr_trainer.integrations.rfdetr.trainer import build_model, fit
 
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     log.info("building %s (%s) at %d px, weights: %s", spec.name, spec.class_name, resolution, weights or "none")
-    model = build_model(spec, weights=weights, resolution=resolution, num_classes=model_cfg.num_classes,
-                        device=training.device)
-    callbacks = make_callbacks(metrics_path=paths.metrics, show_progress=show_progress)
-    callbacks.extend(extra_callbacks or [])
-    loggers = []
-    if tensorboard:
-        from pytorch_lightning.loggers import TensorBoardLogger
-
-        loggers.append(TensorBoardLogger(save_dir=str(paths.tensorboard), name="", version=""))
-
-    outcome = fit(
-        model,
-        train_kwargs=_train_kwargs(training, dataset_dir, paths, resolution, notes),
-        callbacks=callbacks,
-        loggers=loggers,
-        resume=resume,
-        trainer_overrides={"max_steps": training.max_steps} if training.max_steps else None,
-    )
+    model_kwargs = model_kwargs_of(model_cfg)
+    mapping = None
+    if model_cfg.init_from is not None:
+        model, mapping = _model_from_previous(spec, model_cfg, training, dataset_dir, paths, weights, resolution)
+    else:
+        model = build_model(spec, weights=weights, resolution=resolution, num_classes=model_cfg.num_classes,
+                            device=training.device, **model_kwargs)
+    callbacks = project_callbacks(training, paths, tensorboard=tensorboard, show_progress=show_progress,
+                                  extra=extra_callbacks)
+    outcome = fit(model, train_kwargs=train_kwargs_of(training, dataset_dir, paths, resolution, notes),
+                  callbacks=callbacks, resume=resume)
     best = next((paths.checkpoints / n for n in BEST_NAMES if (paths.checkpoints / n).is_file()), None)
     if best is None:
         raise TrainingError(f"{paths.checkpoints}: training finished but wrote no checkpoint")
@@ -166,10 +207,114 @@ def train(
         epochs_completed=outcome.epochs_completed,
         duration_s=time.monotonic() - started,
         model=outcome.model,
+        init_from=mapping.to_dict() if mapping else None,
     )
 
 
-def _train_kwargs(training: TrainingConfig, dataset_dir: Path, paths: RunPaths, resolution: int,
+def project_callbacks(training: TrainingConfig, paths: RunPaths, *, tensorboard: bool, show_progress: bool,
+                      extra: list[Any] | None = None) -> list[Any]:
+    """Every Lightning callback the project attaches to rfdetr's Trainer, built in this one place.
+
+    The first is always the ``MetricsLog`` (its history becomes the result's metrics); then the Trainer settings
+    ``RFDETR.train()`` doesn't take (step limit, time budget, the TensorBoard logger) and the caller's trackers.
+    """
+    from rfdetr_trainer.integrations.rfdetr.callbacks import make_callbacks, run_callbacks
+    from rfdetr_trainer.schemas.training import max_time_seconds
+
+    loggers = []
+    if tensorboard:
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(paths.tensorboard), name="", version=""))
+    callbacks = make_callbacks(metrics_path=paths.metrics, show_progress=show_progress)
+    callbacks.extend(run_callbacks(
+        max_steps=training.max_steps, loggers=loggers,
+        max_time=None if training.max_time is None else max_time_seconds(training.max_time)))
+    callbacks.extend(extra or [])
+    return callbacks
+
+
+def _model_from_previous(spec: Any, model_cfg: ModelConfig, training: TrainingConfig, dataset_dir: Path,
+                         paths: RunPaths, weights: str | None, resolution: int) -> tuple[Any, Any]:
+    """The model to fine-tune from ``--init-from``: PREV's weights, class head mapped by name (see init_from.py)."""
+    from rfdetr_trainer.integrations.rfdetr.init_from import dataset_class_names, write_init_checkpoint
+    from rfdetr_trainer.integrations.rfdetr.trainer import build_model
+
+    names = dataset_class_names(dataset_dir)
+    if model_cfg.num_classes is not None and model_cfg.num_classes != len(names):
+        raise ConfigError(f"model.num_classes: {model_cfg.num_classes} but the dataset has {len(names)} classes, "
+                          "and --init-from maps the head onto the dataset's classes",
+                          hint="leave --num-classes out with --init-from")
+    kwargs = model_kwargs_of(model_cfg)
+    fresh = build_model(spec, weights=weights, resolution=resolution, num_classes=len(names),
+                        device=training.device, **kwargs)
+    init = paths.checkpoints / "init_from.pth"
+    mapping = write_init_checkpoint(Path(model_cfg.init_from), fresh.model.model.state_dict(), names, init)
+    log.info("%s", mapping.summary())
+    model = build_model(spec, weights=str(init), resolution=resolution, num_classes=len(names),
+                        device=training.device, **kwargs)
+    return model, mapping
+
+
+def model_kwargs_of(model_cfg: ModelConfig) -> dict[str, Any]:
+    """rfdetr ``ModelConfig`` fields the project exposes, beyond weights, resolution and class count."""
+    kwargs: dict[str, Any] = {"freeze_encoder": model_cfg.freeze_encoder, "backbone_lora": model_cfg.backbone_lora}
+    if model_cfg.num_queries is not None:
+        kwargs["num_queries"] = model_cfg.num_queries
+        kwargs["num_select"] = model_cfg.num_queries  # rfdetr keeps at most num_queries detections per image
+    return kwargs
+
+
+def resolved_configs(model_cfg: ModelConfig, training: TrainingConfig, dataset_dir: Path,
+                     paths: RunPaths) -> dict[str, Any]:
+    """The rfdetr ``ModelConfig`` and ``TrainConfig`` a training would pass, built without a model (``--dry-run``).
+
+    Uses rfdetr's own config classes, so their validation and defaults apply; ``num_classes`` is the count rfdetr
+    would align to from the train split when the dataset is there.
+    """
+    import warnings
+
+    from rfdetr_trainer.integrations.rfdetr.trainer import first_error, quiet_libraries
+    from rfdetr_trainer.schemas.training import max_time_seconds
+
+    quiet_libraries()
+    import rfdetr.config
+
+    spec, resolution, weights, _resume = preflight(model_cfg, training)
+    model_fields: dict[str, Any] = {"pretrain_weights": weights, "resolution": resolution,
+                                    **model_kwargs_of(model_cfg)}
+    num_classes = model_cfg.num_classes
+    if num_classes is None and (Path(dataset_dir) / "train" / "_annotations.coco.json").is_file():
+        from rfdetr_trainer.integrations.rfdetr.init_from import dataset_class_names
+
+        num_classes = len(dataset_class_names(dataset_dir))
+    if num_classes is not None:
+        model_fields["num_classes"] = num_classes
+    if model_cfg.init_from is not None:
+        model_fields["pretrain_weights"] = str(paths.checkpoints / "init_from.pth")
+    if training.device != "auto":
+        model_fields["device"] = training.device
+    train_fields = train_kwargs_of(training, dataset_dir, paths, resolution, None)
+    for absorbed in ("device", "resolution"):  # RFDETR.train() applies these to the model, not the TrainConfig
+        train_fields.pop(absorbed, None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "pretrain_weights=None trains from scratch" is what was asked for
+            model_config = getattr(rfdetr.config, spec.config_name)(**model_fields)
+            train_config = getattr(rfdetr.config, spec.train_config_name)(**train_fields)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(f"training: rfdetr rejects the configuration: {first_error(exc)}") from exc
+    return {
+        "model_class": spec.class_name,
+        "model_config": model_config.model_dump(mode="json"),
+        "train_config": train_config.model_dump(mode="json"),
+        # Trainer settings RFDETR.train() doesn't take, carried by the project's callbacks (callbacks.run_callbacks)
+        "lightning": {"max_steps": training.max_steps,
+                      "max_time_s": max_time_seconds(training.max_time) if training.max_time else None},
+    }
+
+
+def train_kwargs_of(training: TrainingConfig, dataset_dir: Path, paths: RunPaths, resolution: int,
                   notes: dict[str, Any] | None) -> dict[str, Any]:
     """``RFDETR.train`` keyword arguments from the project's TrainingConfig."""
     kwargs: dict[str, Any] = {
@@ -203,4 +348,26 @@ def _train_kwargs(training: TrainingConfig, dataset_dir: Path, paths: RunPaths, 
         kwargs["devices"] = int(training.devices) if str(training.devices).isdigit() else training.devices
     if training.num_nodes != 1:
         kwargs["num_nodes"] = training.num_nodes
+    kwargs.update(
+        multi_scale=training.multi_scale, augmentation_backend=training.augmentation_backend,
+        lr_scheduler=training.lr_scheduler, warmup_epochs=training.warmup_epochs,
+        eval_interval=training.eval_interval, eval_max_dets=training.eval_max_dets,
+        save_dataset_grids=training.save_dataset_grids,
+    )
+    aug_config = augmentations(training)
+    if aug_config is not None:
+        kwargs["aug_config"] = aug_config
     return kwargs
+
+
+def augmentations(training: TrainingConfig) -> dict[str, Any] | None:
+    """rfdetr's ``aug_config``: a preset of ``rfdetr.datasets.aug_configs``, the file's mapping, or None (default)."""
+    if training.aug_config is not None:
+        return load_aug_config(training.aug_config)
+    if training.augment is None:
+        return None
+    if training.augment == "none":
+        return {}  # rfdetr: an empty mapping turns augmentation off
+    from rfdetr.datasets import aug_configs
+
+    return copy.deepcopy(getattr(aug_configs, f"AUG_{training.augment.upper()}"))

@@ -1,4 +1,4 @@
-"""The project's Lightning callbacks, appended to rfdetr's own list by ``trainer.py``.
+"""The project's Lightning callbacks, appended to rfdetr's own list through ``hooks.py``'s entry point.
 
 This module is the Lightning boundary: it imports ``pytorch_lightning`` at the top and is itself imported only
 from inside the training code path, never at CLI start-up.
@@ -49,6 +49,82 @@ def make_callbacks(*, metrics_path: Path, show_progress: bool = True) -> list[An
     if show_progress and not quiet():
         callbacks.append(RichProgress())
     return callbacks
+
+
+class RunWatch(Callback):
+    """Keeps the Trainer rfdetr built and whether ``fit`` got as far as ``setup``, for what ``train()`` can't return.
+
+    ``RFDETR.train()`` returns nothing: the epoch count, Lightning's Ctrl-C state and where a failure happened
+    (config preparation before fit, or training) are read from here afterwards.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trainer: Any = None
+        self.fit_started = False
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self.trainer = trainer
+        self.fit_started = True
+
+    @property
+    def epochs_completed(self) -> int:
+        return int(self.trainer.current_epoch) if self.trainer is not None else 0
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.trainer is not None and self.trainer.interrupted)
+
+
+class AttachLoggers(Callback):
+    """Adds the project's loggers (TensorBoard under ``<run>/tensorboard``) to the Trainer rfdetr built.
+
+    ``setup`` runs before Lightning logs hyperparameters or any metric, and ``Trainer.loggers`` is assignable,
+    so these loggers see everything rfdetr's own CSV logger sees.
+    """
+
+    def __init__(self, loggers: list[Any]) -> None:
+        super().__init__()
+        self.loggers = list(loggers)
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        missing = [lg for lg in self.loggers if all(lg is not other for other in trainer.loggers)]
+        if missing:
+            trainer.loggers = [*trainer.loggers, *missing]
+
+
+class StepLimit(Callback):
+    """Stops after ``max_steps`` optimiser steps, set before the optimiser and LR schedule are configured.
+
+    rfdetr's ``TrainConfig`` has no ``max_steps``; the fit loop's own limit is what ``Trainer(max_steps=...)``
+    sets, and setting it in ``setup`` keeps the LR schedule's step estimate consistent with it.
+    """
+
+    def __init__(self, max_steps: int) -> None:
+        super().__init__()
+        self.max_steps = int(max_steps)
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        trainer.fit_loop.epoch_loop.max_steps = self.max_steps
+
+
+def run_callbacks(*, max_steps: int | None = None, max_time: str | None = None,
+                  loggers: list[Any] | None = None) -> list[Any]:
+    """Callbacks that carry Trainer settings ``RFDETR.train()`` doesn't take: a step limit, a time budget, loggers.
+
+    ``max_time`` is Lightning's ``Timer`` duration (``"DD:HH:MM:SS"``); it stops at a step boundary and lets the
+    checkpoint callbacks write as at a normal end.
+    """
+    out: list[Any] = []
+    if max_steps:
+        out.append(StepLimit(max_steps))
+    if max_time:
+        from pytorch_lightning.callbacks import Timer  # noqa: TID253 - see module docstring
+
+        out.append(Timer(duration=max_time, interval="step"))
+    if loggers:
+        out.append(AttachLoggers(loggers))
+    return out
 
 
 class MetricsLog(Callback):

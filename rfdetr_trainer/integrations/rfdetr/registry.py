@@ -23,6 +23,12 @@ class ModelSpec:
     patch_size: int
     num_windows: int
     default_resolution: int
+    train_config_name: str = "TrainConfig"  # the rfdetr.config class RFDETR.train() builds for this model
+
+    @property
+    def config_name(self) -> str:
+        """The ``rfdetr.config`` class holding this model's architecture defaults."""
+        return f"{self.class_name}Config"
 
     @property
     def block_size(self) -> int:
@@ -38,13 +44,14 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("medium", "RFDETRMedium", 16, 2, 576),
         ModelSpec("base", "RFDETRBase", 14, 4, 560),
         ModelSpec("large", "RFDETRLarge", 16, 2, 704),
-        ModelSpec("seg-preview", "RFDETRSegPreview", 12, 2, 432),
-        ModelSpec("seg-nano", "RFDETRSegNano", 12, 1, 312),
-        ModelSpec("seg-small", "RFDETRSegSmall", 12, 2, 384),
-        ModelSpec("seg-medium", "RFDETRSegMedium", 12, 2, 432),
-        ModelSpec("seg-large", "RFDETRSegLarge", 12, 2, 504),
-        ModelSpec("seg-xlarge", "RFDETRSegXLarge", 12, 2, 624),
-        ModelSpec("seg-2xlarge", "RFDETRSeg2XLarge", 12, 2, 768),
+        ModelSpec("seg-preview", "RFDETRSegPreview", 12, 2, 432, "SegmentationTrainConfig"),
+        ModelSpec("seg-nano", "RFDETRSegNano", 12, 1, 312, "SegmentationTrainConfig"),
+        ModelSpec("seg-small", "RFDETRSegSmall", 12, 2, 384, "SegmentationTrainConfig"),
+        ModelSpec("seg-medium", "RFDETRSegMedium", 12, 2, 432, "SegmentationTrainConfig"),
+        ModelSpec("seg-large", "RFDETRSegLarge", 12, 2, 504, "SegmentationTrainConfig"),
+        ModelSpec("seg-xlarge", "RFDETRSegXLarge", 12, 2, 624, "SegmentationTrainConfig"),
+        ModelSpec("seg-2xlarge", "RFDETRSeg2XLarge", 12, 2, 768, "SegmentationTrainConfig"),
+        ModelSpec("keypoint-preview", "RFDETRKeypointPreview", 12, 2, 576, "KeypointTrainConfig"),
     )
 }
 
@@ -103,10 +110,10 @@ def resolve_weights(spec: ModelSpec, pretrain_weights: str | None) -> str | None
 
 
 def _published_name(spec: ModelSpec) -> str:
-    import rfdetr
+    import rfdetr.config
 
-    cls: Any = getattr(rfdetr, spec.class_name)
-    return str(cls._model_config_class.model_fields["pretrain_weights"].default)
+    config_class: Any = getattr(rfdetr.config, spec.config_name)
+    return str(config_class.model_fields["pretrain_weights"].default)
 
 
 def _online(host: str = "storage.googleapis.com", timeout: float = 2.0) -> bool:

@@ -1,8 +1,7 @@
-"""Build an rfdetr model and drive rfdetr's own Lightning trainer with the project's callbacks attached.
+"""Build an rfdetr model and train it with ``RFDETR.train()``, the project's callbacks attached.
 
-``RFDETR.train()`` accepts no callbacks, so this module does what it does around ``trainer.fit`` — the same
-config preparation, class-count alignment and ``training_config.json`` — and appends the project's callbacks
-and loggers to the trainer rfdetr builds (``build_trainer(callbacks=...)`` would replace rfdetr's own list).
+``RFDETR.train()`` accepts no callbacks; ``hooks.py`` hands them to the Trainer it builds through Lightning's
+``pytorch_lightning.callbacks_factory`` entry point, so no step of rfdetr's own ``train()`` is re-created here.
 """
 
 from __future__ import annotations
@@ -37,8 +36,8 @@ def quiet_libraries() -> None:
 
 
 def build_model(spec: ModelSpec, *, weights: str | None, resolution: int, num_classes: int | None,
-                device: str | None = None) -> Any:
-    """Instantiate the rfdetr class of ``spec``.
+                device: str | None = None, **config: Any) -> Any:
+    """Instantiate the rfdetr class of ``spec``; ``config`` holds more rfdetr ``ModelConfig`` fields.
 
     Raises:
         ConfigError: the model can't be built offline (RFDETRBase needs DINOv2 from the Hugging Face hub).
@@ -48,7 +47,7 @@ def build_model(spec: ModelSpec, *, weights: str | None, resolution: int, num_cl
     import rfdetr
 
     cls = getattr(rfdetr, spec.class_name)
-    kwargs: dict[str, Any] = {"pretrain_weights": weights, "resolution": resolution}
+    kwargs: dict[str, Any] = {"pretrain_weights": weights, "resolution": resolution, **config}
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if device and device != "auto":
@@ -72,6 +71,19 @@ def build_model(spec: ModelSpec, *, weights: str | None, resolution: int, num_cl
         raise
 
 
+def first_error(exc: BaseException) -> str:
+    """One line for an exception; for a pydantic ValidationError, the first field and its message."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"[:300]
+        except (TypeError, IndexError, KeyError):
+            pass
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 def _checkpoint_error(weights: str | None, exc: BaseException) -> Exception:
     from rfdetr_trainer.errors import CheckpointError
 
@@ -84,63 +96,42 @@ def fit(
     *,
     train_kwargs: dict[str, Any],
     callbacks: list[Any],
-    loggers: list[Any],
     resume: Path | None,
-    trainer_overrides: dict[str, Any] | None = None,
 ) -> FitOutcome:
-    """Train ``model`` with rfdetr's trainer plus the project's callbacks and loggers.
+    """Train ``model`` with ``RFDETR.train()`` itself, the project's callbacks attached through Lightning.
+
+    Everything rfdetr's ``train()`` does (class-name checks, keypoint schema alignment, dataset grids,
+    ``training_config.json``, ``model.args``, dropping an optimised inference copy) happens unchanged.
 
     Args:
         model: an rfdetr ``RFDETR`` instance from :func:`build_model`.
         train_kwargs: keyword arguments ``RFDETR.train`` accepts (dataset_dir, output_dir, epochs, …).
-        callbacks: Lightning callbacks appended to rfdetr's own.
-        loggers: Lightning loggers appended to rfdetr's (CSV) logger.
+        callbacks: Lightning callbacks appended to rfdetr's own (including loggers via ``run_callbacks``).
         resume: a Lightning ``last.ckpt`` to continue from.
-        trainer_overrides: extra ``pytorch_lightning.Trainer`` arguments (e.g. ``max_steps``).
     """
     quiet_libraries()
-    from rfdetr.detr import _prepare_run_config, _save_training_config
-    from rfdetr.training import RFDETRDataModule, RFDETRModelModule, build_trainer
-    from rfdetr.utilities.distributed import is_main_process
+    from rfdetr_trainer.integrations.rfdetr.callbacks import RunWatch
+    from rfdetr_trainer.integrations.rfdetr.hooks import attached
 
     kwargs = dict(train_kwargs)
     if resume is not None:
         kwargs["resume"] = str(resume)
+    watch = RunWatch()
     try:
-        config, accelerator, devices = _prepare_run_config(model, **kwargs)
-    except ValueError as exc:
-        raise ConfigError(f"training: {exc}") from exc
-    model._align_num_classes_from_dataset(config.dataset_dir)
-    if is_main_process():
-        _save_training_config(config, model.model_config, None)
-
-    module = RFDETRModelModule(model.model_config, config)
-    datamodule = RFDETRDataModule(model.model_config, config)
-    trainer_kwargs: dict[str, Any] = {"accelerator": accelerator, **(trainer_overrides or {})}
-    if devices is not None:
-        trainer_kwargs["devices"] = devices
-    trainer = build_trainer(config, model.model_config, **trainer_kwargs)
-    trainer.callbacks.extend(callbacks)
-    if loggers:
-        trainer.loggers = [*trainer.loggers, *loggers]
-
-    try:
-        trainer.fit(module, datamodule, ckpt_path=config.resume or None)
+        with attached([watch, *callbacks]):
+            model.train(**kwargs)
     except SystemExit as exc:
         # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1), leaving SIGINT ignored; hand the CLI
         # a KeyboardInterrupt instead, so the user hears that rerunning resumes from last.ckpt (exit 130).
-        if getattr(trainer, "interrupted", False):
+        if watch.interrupted:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt from exc
         raise
+    except (ValueError, TypeError) as exc:
+        if not watch.fit_started:  # rfdetr rejected the configuration before any training began
+            raise ConfigError(f"training: rfdetr rejects the configuration: {first_error(exc)}") from exc
+        raise TrainingError(f"training failed: {type(exc).__name__}: {str(exc).strip()[:300]}") from exc
     except Exception as exc:  # surface the library's failure as one line; --debug keeps the traceback
         raise TrainingError(f"training failed: {type(exc).__name__}: {str(exc).strip()[:300]}") from exc
-
-    model.model.model = module.model
-    model._has_been_trained = True
-    class_names = list(getattr(datamodule, "class_names", None) or [])
-    if class_names:
-        model.model.class_names = class_names
-    if is_main_process():
-        _save_training_config(config, model.model_config, class_names or None)
-    return FitOutcome(model, class_names, int(trainer.current_epoch))
+    class_names = [str(n) for n in (getattr(model.model, "class_names", None) or [])]
+    return FitOutcome(model, class_names, watch.epochs_completed)
