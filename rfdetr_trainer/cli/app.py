@@ -135,6 +135,9 @@ def _register() -> None:
     app.command("predict")(predict.predict_command)
     app.command("export")(export.export_command)
     app.command("run")(run.run_command)
+    from rfdetr_trainer.cli.annotate import annotate_command
+
+    app.command("annotate")(annotate_command)
     app.add_typer(config.app, name="config")
 
 
