@@ -331,8 +331,9 @@ class _Handler(AnnotationRoutes, BaseHTTPRequestHandler):
                 project_id=obj.project_id, subset=obj.subset, mode="annotation", size=obj.n_images,
                 overlap=0, segment_size=obj.n_images, image_quality=70, data=obj.id,
                 jobs={"count": 1, "completed": 0, "validation": 0, "url": f"{base}/jobs?task_id={obj.id}"},
-                validation_mode=obj.validation_mode,
             )
+            if st.v >= (2, 24):
+                common["validation_mode"] = obj.validation_mode
             if st.v < (2, 3):
                 common["labels"] = inline_labels(st, obj)
             if st.v < (2, 0):
