@@ -134,7 +134,19 @@ def _root(
 
 
 def _register() -> None:
-    from rfdetr_trainer.cli import config, export, fetch, inspect, merge, predict, run, train
+    from rfdetr_trainer.cli import (
+        annotate,
+        config,
+        evaluate,
+        export,
+        fetch,
+        inspect,
+        merge,
+        predict,
+        report,
+        run,
+        train,
+    )
 
     app.command("fetch")(fetch.fetch_command)
     app.command("merge")(merge.merge_command)
@@ -143,9 +155,9 @@ def _register() -> None:
     app.command("predict")(predict.predict_command)
     app.command("export")(export.export_command)
     app.command("run")(run.run_command)
-    from rfdetr_trainer.cli import evaluate as evaluate_cli, report as report_cli  # noqa: I001 - additive block
-    app.command("evaluate")(evaluate_cli.evaluate_command)
-    app.command("report")(report_cli.report_command)
+    app.command("evaluate")(evaluate.evaluate_command)
+    app.command("report")(report.report_command)
+    app.command("annotate")(annotate.annotate_command)
     app.add_typer(config.app, name="config")
 
 

@@ -46,6 +46,15 @@ CvatSubsets = Annotated[Optional[list[str]], typer.Option(
     show_default=False)]
 CvatDownloader = Annotated[Optional[str], typer.Option(
     "--cvat-downloader", help="auto, sdk, http or http-legacy.", rich_help_panel=DATA, show_default=False)]
+CvatJobStage = Annotated[Optional[list[str]], typer.Option(
+    "--cvat-job-stage", help="keep frames of jobs in these stages: annotation validation acceptance.",
+    rich_help_panel=DATA, show_default=False)]
+CvatJobState = Annotated[Optional[list[str]], typer.Option(
+    "--cvat-job-state", help="keep frames of jobs in these states: new in-progress completed rejected.",
+    rich_help_panel=DATA, show_default=False)]
+GtToTest = Annotated[Optional[bool], typer.Option(
+    "--gt-to-test/--no-gt-to-test", help="frames of CVAT ground-truth jobs go to the test split (default on).",
+    rich_help_panel=DATA, show_default=False)]
 MinioBucket = Annotated[Optional[str], typer.Option(
     "--minio-bucket", help="S3/MinIO bucket holding datasets.", rich_help_panel=DATA, show_default=False)]
 MinioPrefix = Annotated[Optional[list[str]], typer.Option(
@@ -236,6 +245,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "cvat_project_ids": ("data.cvat.project_ids", "--cvat-project-ids"),
     "cvat_subsets": ("data.cvat.subsets", "--cvat-subsets"),
     "cvat_downloader": ("data.cvat.downloader", "--cvat-downloader"),
+    "cvat_job_stage": ("data.cvat.job_stages", "--cvat-job-stage"),
+    "cvat_job_state": ("data.cvat.job_states", "--cvat-job-state"),
+    "gt_to_test": ("data.cvat.gt_to_test", "--gt-to-test"),
     "minio_bucket": ("data.minio.bucket", "--minio-bucket"),
     "minio_prefix": ("data.minio.prefixes", "--minio-prefix"),
     "upload_to": ("data.minio.upload_to", "--upload-to"),
@@ -304,7 +316,7 @@ KEYS: dict[str, tuple[str, str]] = {
 #: options that take several values after one flag (``--tags a b``); expanded by the root group.
 VARIADIC = frozenset(
     {"--cvat-task-ids", "--cvat-project-ids", "--cvat-subsets", "--minio-prefix", "--tags", "--export-format",
-     "--format", "--dataset-dir", "-d"}
+     "--format", "--dataset-dir", "-d", "--cvat-job-stage", "--cvat-job-state"}
 )
 
 

@@ -37,6 +37,11 @@ class CvatConfig(Section):
     include_images: bool = Field(True, description="download images with the annotations")
     retries: int = Field(4, ge=0, description="retries on connection errors and 5xx responses")
     retry_backoff: float = Field(1.0, ge=0, description="seconds before the first retry; doubles each time")
+    job_stages: list[Literal["annotation", "validation", "acceptance"]] = Field(
+        default_factory=list, description="keep only frames of jobs in these stages (default: any)")
+    job_states: list[Literal["new", "in-progress", "in progress", "completed", "rejected"]] = Field(
+        default_factory=list, description="keep only frames of jobs in these states (default: any)")
+    gt_to_test: bool = Field(True, description="frames of ground-truth jobs go to the test split, never to train")
 
 
 class MinioConfig(Section):

@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from cvat_annotations_api import AnnotationRoutes, inline_labels, label_ids, legacy_segments
 from cvat_data import FakeProject, FakeTask, build_export
 
 FORMAT = "COCO 1.0"
@@ -81,6 +82,7 @@ class CvatState:
     sessions: dict[str, tuple[str, str]] = field(default_factory=dict)
     jobs: dict[tuple, Job] = field(default_factory=dict)
     faults: list[list] = field(default_factory=list)
+    next_id: int = 0  # annotation ids, server-wide
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -113,7 +115,7 @@ class CvatState:
         return sum(1 for m, p in self.log if rx.search(f"{m} {p}"))
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(AnnotationRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
@@ -230,6 +232,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._route()
 
+    def do_PUT(self) -> None:
+        self._route()
+
+    def do_PATCH(self) -> None:
+        self._route()
+
+    def do_DELETE(self) -> None:
+        self._route()
+
     def _route(self) -> None:
         st = self.server.state
         parts = urlsplit(self.path)
@@ -252,6 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", r"^/api/(tasks|projects)/(\d+)/dataset/export$", self._export_v2),
             ("GET", r"^/api/requests/(.+)$", self._request_status),
             ("GET", r"^/api/(tasks|projects)/(\d+)/dataset/download$", self._download_v2),
+            *self.annotation_routes(p),
             ("GET", rf"^{p}/(tasks|projects)/(\d+)/(dataset|annotations)$", self._legacy),
         ]
         for method, rx, fn in routes:
@@ -320,6 +332,12 @@ class _Handler(BaseHTTPRequestHandler):
                 overlap=0, segment_size=obj.n_images, image_quality=70, data=obj.id,
                 jobs={"count": 1, "completed": 0, "validation": 0, "url": f"{base}/jobs?task_id={obj.id}"},
             )
+            if st.v >= (2, 24):
+                common["validation_mode"] = obj.validation_mode
+            if st.v < (2, 3):
+                common["labels"] = inline_labels(st, obj)
+            if st.v < (2, 0):
+                common["segments"] = legacy_segments(obj, base)
         else:
             assert isinstance(obj, FakeProject)
             common.update(
@@ -358,8 +376,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 project = st.projects[job.obj_id]
                 tasks, labels = [st.tasks[t] for t in project.task_ids], project.labels
+            ids = label_ids(st, tasks[0]) if tasks else None
             job.data = build_export(tasks, labels=labels, include_images=job.save_images,
-                                    nested_images=st.v >= (2, 16, 1))
+                                    nested_images=st.v >= (2, 16, 1), label_ids=ids)
         return job.data
 
     def _filename(self, job: Job) -> str:

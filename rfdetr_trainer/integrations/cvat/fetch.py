@@ -116,6 +116,8 @@ def _fetch_one(
         "name": record.get("name"),
         "updated_date": record.get("updated_date"),
     }
+    if "validation_mode" in record:  # 2.24+: null says the task has no ground truth (no jobs lookup needed)
+        origin["validation_mode"] = record["validation_mode"]
     cached = (
         not refresh
         and folder.is_dir()
@@ -176,6 +178,9 @@ def fetch_cvat(cfg: Any, dest: Path, *, progress: Any = None) -> list[SourceRef]
     targets = targets_from_config(cfg)
     if not targets:
         raise ConfigError("no CVAT task or project ids given", hint="pass --cvat-task-ids or --cvat-project-ids")
+    if (getattr(cfg, "job_stages", None) or getattr(cfg, "job_states", None)) and cfg.project_ids:
+        raise ConfigError("--cvat-job-stage and --cvat-job-state apply to tasks, not projects",
+                          hint="pass the project's tasks with --cvat-task-ids")
     conn = connection_from_config(cfg)
     bar = as_progress(progress, "cvat")
     root = Path(dest) / "cvat" / host_slug(conn.host)
@@ -204,6 +209,9 @@ def fetch_cvat(cfg: Any, dest: Path, *, progress: Any = None) -> list[SourceRef]
                 more = f" ({len(failed) - 1} more of {len(targets)} targets failed too; the rest are cached)"
                 raise type(first)(first.message + more, hint=first.hint) from first
             raise first
-        return [f.result() for f in futures]
+        refs = [f.result() for f in futures]
     finally:
         downloader.close()
+    from rfdetr_trainer.integrations.cvat.jobs import apply_job_views
+
+    return apply_job_views(conn, cfg, refs)

@@ -181,11 +181,15 @@ class SdkDownloader(Downloader):
     def info(self, target: Target) -> dict[str, Any]:
         proxy = self._proxy(target)
         updated = getattr(proxy, "updated_date", None)
-        return {
+        info = {
             "id": target.id,
             "name": getattr(proxy, "name", None),
             "updated_date": updated.isoformat() if hasattr(updated, "isoformat") else updated,
         }
+        if target.kind == "task" and "validation_mode" in getattr(proxy, "_model", {}):
+            # Private _model: the proxy raises on absent fields and offers no "has field" test.
+            info["validation_mode"] = proxy.validation_mode
+        return info
 
     def export(self, target: Target, out_zip: Path, progress: TransferProgress) -> None:
         proxy = self._proxy(target)

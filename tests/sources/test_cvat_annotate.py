@@ -1,0 +1,312 @@
+"""annotate against the fake CVAT server: the exact shapes stored, human work kept, reruns idempotent.
+
+The model is a real tiny checkpoint trained once per session; the expected shapes are computed from that same
+model through the public inference functions, so every assertion compares what the server stores with what the
+model said. Rule tests (frame choice, --replace, thresholds, polygons) drive the service with a fixed predictor
+through both clients (cvat-sdk and the HTTP client), still against the server.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from cvat_data import FakeTask, human_box
+from cvat_server import CvatServer, CvatState
+from source_configs import cvat_config
+from tiny_model import train_tiny
+from typer.testing import CliRunner
+
+from rfdetr_trainer.cli.app import app
+from rfdetr_trainer.errors import ConfigError
+from rfdetr_trainer.integrations.cvat.base import connection_from_config
+from rfdetr_trainer.integrations.cvat.tasks import make_task_api
+from rfdetr_trainer.services.annotate import (
+    DETECTION_FLOOR,
+    AnnotateOptions,
+    Detection,
+    Thresholds,
+    annotate,
+    read_thresholds,
+    resolve_thresholds,
+)
+
+SCORE_ATTR = {"name": "score", "input_type": "number", "mutable": True, "values": ["0", "1", "0.01"],
+              "default_value": "0"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny-model")
+    checkpoint, dataset = train_tiny(root)
+    yield checkpoint, dataset
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _frames_of(dataset: Path) -> list[tuple[str, bytes]]:
+    images = sorted((dataset / "test").glob("*.jpg")) + sorted((dataset / "valid").glob("*.jpg"))
+    return [(f"batch/{p.name}", p.read_bytes()) for p in images[:4]]
+
+
+def _task(frames, **kw) -> FakeTask:
+    # Labels: two of the model's three classes, so 'triangle' predictions have no label to land on.
+    task = FakeTask(5, "to pre-annotate", labels=("square", "circle"), frames=frames,
+                    label_attributes={"square": [SCORE_ATTR]}, **kw)
+    task.shapes = [human_box(0, 501, 1.0, 2.0, 30.0, 40.0, id=900)]  # a person's box on frame 0
+    return task
+
+
+def _expected(checkpoint: Path, frames, conf: float, iou: float = 0.5):
+    """Shapes the model's public inference gives for frames 1.. at ``conf``: (frame, label id, points, score)."""
+    import tempfile
+
+    from rfdetr_trainer.integrations.rfdetr.inference import load_model, predict_images
+
+    model = load_model(checkpoint)
+    ids = {"square": 501, "circle": 502}
+    expected, unknown = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, (_name, data) in enumerate(frames):
+            paths.append(Path(tmp) / f"{i}.jpg")
+            paths[-1].write_bytes(data)
+        for frame, pred in enumerate(predict_images(model, paths, threshold=DETECTION_FLOOR, iou_threshold=iou)):
+            if frame == 0:
+                continue
+            for box, score, label in zip(pred.boxes_xyxy, pred.scores, pred.labels):
+                name = model.class_names[label]
+                if score < conf:
+                    continue
+                if name not in ids:
+                    unknown += 1
+                    continue
+                x0, y0, x1, y1 = (min(max(v, 0.0), lim) for v, lim in
+                                  zip(box, (pred.width, pred.height, pred.width, pred.height)))
+                expected.append((frame, ids[name], [round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)],
+                                 round(score, 5)))
+    return sorted(expected), unknown
+
+
+def _auto(task: FakeTask):
+    return sorted((s["frame"], s["label_id"], s["points"], s.get("score")) for s in task.shapes
+                  if s["source"] == "auto")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version,downloader", [("2.73.0", "sdk"), ("2.73.0", "http"), ("2.14.0", "auto"),
+                                                ("1.7.0", "auto")])
+def test_annotate_uploads_the_models_boxes_and_keeps_human_work(tiny_model, tmp_path, version, downloader,
+                                                                 monkeypatch):
+    checkpoint, dataset = tiny_model
+    frames = _frames_of(dataset)
+    from rfdetr_trainer.integrations.rfdetr.inference import load_model, predict_images
+
+    # A threshold that keeps some and drops some of the model's candidates on these frames.
+    model = load_model(checkpoint)
+    paths = [dataset / "test" / Path(n).name if (dataset / "test" / Path(n).name).is_file()
+             else dataset / "valid" / Path(n).name for n, _ in frames]
+    scores = sorted(s for p in predict_images(model, paths, threshold=DETECTION_FLOOR, iou_threshold=0.5)
+                    for s in p.scores)
+    assert scores, "the tiny model proposes nothing above the floor"
+    conf = scores[len(scores) // 2]
+    expected, unknown = _expected(checkpoint, frames, conf)
+
+    state = CvatState(version=version)
+    task = state.add_task(_task(frames))
+    with CvatServer(state) as server:
+        for key, value in (("CVAT_HOST", server.url), ("CVAT_USERNAME", "admin"), ("CVAT_PASSWORD", "secret")):
+            monkeypatch.setenv(key, value)
+        args = ["annotate", "--checkpoint", str(checkpoint), "--cvat-task-ids", "5", "--conf", str(conf),
+                "--cvat-downloader", downloader, "--output", str(tmp_path / "out"), "--env-file",
+                str(tmp_path / "none.env")]
+        monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
+        first = CliRunner().invoke(app, args)
+        assert first.exit_code == 0, first.output
+        stored = _auto(task)
+        assert stored == [(f, lid, pts, sc if version >= "2" else None) for f, lid, pts, sc in expected]
+        assert stored and all(f in (1, 2, 3) for f, *_ in stored)
+        human = [s for s in task.shapes if s["source"] == "manual"]
+        assert human == [human_box(0, 501, 1.0, 2.0, 30.0, 40.0, id=900)]
+        squares = [s for s in task.shapes if s["source"] == "auto" and s["label_id"] == 501]
+        assert all(s["attributes"] == [{"spec_id": 5011, "value": f"{round(s['score'], 2):.2f}"}]
+                   for s in squares if "score" in s)
+        summary = json.loads((tmp_path / "out" / "annotate_summary.json").read_text())["tasks"][0]
+        assert summary["shapes_uploaded"] == len(expected)
+        assert summary["skipped_unknown_label"] == unknown and summary["frames_skipped_labeled"] == 1
+        assert first.stdout.strip().splitlines()[-1] == str(tmp_path / "out" / "annotate_summary.json")
+        assert f"{len(expected)} shapes uploaded" in first.stdout
+        if unknown:
+            assert f"triangle x{unknown}" in first.stdout
+
+        version_before = task.version
+        rerun = CliRunner().invoke(app, args)
+        assert rerun.exit_code == 0, rerun.output
+        assert _auto(task) == stored and task.version == version_before
+        again = json.loads((tmp_path / "out" / "annotate_summary.json").read_text())["tasks"][0]
+        frames_with_ours = len({f for f, *_ in stored})
+        assert again["shapes_uploaded"] == 0 and again["frames_skipped_ours"] == frames_with_ours
+
+
+@pytest.mark.slow
+def test_dry_run_uploads_nothing_and_writes_coco_results(tiny_model, tmp_path, monkeypatch):
+    checkpoint, dataset = tiny_model
+    frames = _frames_of(dataset)
+    expected, _ = _expected(checkpoint, frames, 0.0)
+    state = CvatState()
+    task = state.add_task(_task(frames))
+    with CvatServer(state) as server:
+        monkeypatch.setenv("CVAT_HOST", server.url)
+        monkeypatch.setenv("CVAT_ACCESS_TOKEN", "pat-admin-0123456789")
+        result = CliRunner().invoke(app, ["annotate", "-w", str(checkpoint), "--cvat-task-ids", "5", "--conf", "0",
+                                          "--dry-run", "--output", str(tmp_path / "dry"), "--env-file",
+                                          str(tmp_path / "none.env")])
+    assert result.exit_code == 0, result.output
+    assert task.version == 0 and not _auto(task)
+    lines = result.stdout.strip().splitlines()
+    for frame in (1, 2, 3):
+        n = sum(1 for f, *_ in expected if f == frame)
+        assert any(line.startswith(f"task 5 frame {frame} (batch/") and f"would upload {n} shapes" in line
+                   for line in lines), lines
+    assert not any(line.startswith("task 5 frame 0 ") for line in lines)  # human frame: not even planned
+    coco = json.loads((tmp_path / "dry" / "task-5" / "predictions.coco.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == ["square", "circle"]
+    assert [i["id"] for i in coco["images"]] == [2, 3, 4]
+    got = sorted((a["image_id"] - 1, a["category_id"], a["score"]) for a in coco["annotations"])
+    assert got == sorted((f, lid - 500, sc) for f, lid, _pts, sc in expected)
+    results = json.loads((tmp_path / "dry" / "task-5" / "coco_results.json").read_text())
+    assert len(results) == len(expected) and all(set(r) == {"image_id", "category_id", "bbox", "score"}
+                                                 for r in results)
+
+
+# ----------------------------------------------------------------------------------------- rules, fixed model
+
+
+def _fixed(by_frame_name: dict[str, list[Detection]]):
+    """A predictor that answers per file name (the cache names end with the frame's own name)."""
+
+    def run(paths):
+        for path in paths:
+            yield next(v for k, v in by_frame_name.items() if path.name.endswith(k))
+
+    return run
+
+
+DETS = {
+    "img_000.jpg": [Detection("car", 0.9, (1, 1, 5, 6))],
+    "img_001.jpg": [Detection("car", 0.8, (-3, 2, 50, 9)), Detection("person", 0.3, (0, 0, 4, 4)),
+                    Detection("bicycle", 0.95, (2, 2, 3, 3))],
+    "img_002.jpg": [Detection("person", 0.7, (4, 4, 8, 9), polygon=(4, 4, 8, 4, 8, 9))],
+}
+
+
+def _rule_server(version: str = "2.73.0") -> tuple[CvatState, FakeTask]:
+    state = CvatState(version=version)
+    task = state.add_task(FakeTask(1, "rules", n_images=3, label_attributes={"car": [SCORE_ATTR]}))
+    task.shapes = [human_box(0, 101, 2, 2, 9, 9, id=500),                      # human work on frame 0
+                   {**human_box(2, 102, 1, 1, 3, 3, id=501), "source": "semi-auto"}]  # corrected auto shape
+    return state, task
+
+
+def _run(server, tmp_path, *, downloader="http", **opts):
+    cfg = cvat_config(server, task_ids=[1], downloader=downloader)
+    api = make_task_api(connection_from_config(cfg), downloader)
+    try:
+        options = AnnotateOptions(**{"thresholds": Thresholds(0.5), **opts})
+        return annotate(api, [1], _fixed(DETS), options, tmp_path / "out", tmp_path / "frames").tasks[0]
+    finally:
+        api.close()
+
+
+@pytest.mark.parametrize("downloader", ["http", "sdk"])
+def test_default_fills_only_empty_frames_clips_boxes_and_reports_unknown(tmp_path, downloader):
+    state, task = _rule_server()
+    with CvatServer(state) as server:
+        summary = _run(server, tmp_path, downloader=downloader)
+    assert _auto(task) == [(1, 101, [0.0, 2.0, 33.0, 9.0], 0.8)]  # frame 1 is 33 px wide: box clipped
+    assert summary.skipped_threshold == 1 and summary.unknown_labels == {"bicycle": 1}
+    assert summary.frames_skipped_labeled == 2 and summary.frames_annotated == 1
+    car = next(s for s in task.shapes if s["source"] == "auto")
+    assert car["attributes"] == [{"spec_id": 1011, "value": "0.80"}]
+    assert {s["id"] for s in task.shapes if s["source"] != "auto"} == {500, 501}
+
+
+@pytest.mark.parametrize("downloader", ["http", "sdk"])
+def test_frames_all_adds_beside_human_work_and_replace_swaps_only_ours(tmp_path, downloader):
+    state, task = _rule_server()
+    with CvatServer(state) as server:
+        _run(server, tmp_path, downloader=downloader, frames="all")
+        first = _auto(task)
+        assert [f for f, *_ in first] == [0, 1, 2]
+        assert next(s for s in task.shapes if s["source"] == "auto" and s["frame"] == 2)["type"] == "polygon"
+        again = _run(server, tmp_path, downloader=downloader, frames="all")
+        assert _auto(task) == first and again.shapes_uploaded == 0 and again.frames_skipped_ours == 3
+        ids_before = {s["id"] for s in task.shapes if s["source"] == "auto"}
+        replaced = _run(server, tmp_path, downloader=downloader, frames="all", replace=True)
+    assert replaced.shapes_replaced == 3 and replaced.shapes_uploaded == 3
+    assert _auto(task) == first and not ids_before & {s["id"] for s in task.shapes if s["source"] == "auto"}
+    assert {s["id"] for s in task.shapes if s["source"] != "auto"} == {500, 501}
+
+
+def test_per_class_thresholds_apply(tmp_path):
+    state, task = _rule_server()
+    with CvatServer(state) as server:
+        summary = _run(server, tmp_path, frames="all", thresholds=Thresholds(0.95, {"car": 0.5, "person": 0.25}))
+    assert sorted((f, lid) for f, lid, *_ in _auto(task)) == [(0, 101), (1, 101), (1, 102), (2, 102)]
+    assert summary.skipped_threshold == 0 and summary.unknown_labels == {"bicycle": 1}
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"per_class": {}}', "need an 'overall' value"),
+    ('{"overall": 1.5}', "overall: threshold must be a number in [0, 1], got 1.5"),
+    ('{"overall": 0.3, "per_class": {"car": "high"}}', "per_class.car: threshold must be a number"),
+    ("not json", "cannot read thresholds"),
+])
+def test_bad_thresholds_file_names_the_field(tmp_path, content, message):
+    path = tmp_path / "thresholds.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
+        read_thresholds(path)
+    assert str(path) in err.value.message
+
+
+def test_thresholds_auto_reads_the_run_folder(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = run / "checkpoints" / "checkpoint_best_total.pth"
+    checkpoint.write_bytes(b"\x80")
+    with pytest.raises(ConfigError, match="no thresholds.json found"):
+        resolve_thresholds("auto", 0.5, checkpoint)
+    (run / "thresholds.json").write_text('{"overall": 0.4, "per_class": {"car": 0.6}}')
+    limits = resolve_thresholds("auto", 0.5, checkpoint)
+    assert (limits.of("car"), limits.of("person"), limits.source) == (0.6, 0.4, str(run / "thresholds.json"))
+    assert resolve_thresholds(None, 0.35, checkpoint) == Thresholds(0.35)
+
+
+def test_onnx_metadata_thresholds(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph)
+    onnx.helper.set_model_props(model, {"thresholds": json.dumps({"overall": 0.3, "per_class": {"car": 0.7}})})
+    path = tmp_path / "model.onnx"
+    onnx.save(model, str(path))
+    limits = resolve_thresholds("auto", 0.5, path)
+    assert (limits.overall, limits.per_class) == (0.3, {"car": 0.7})
+
+
+def test_cli_errors_are_one_line(tmp_path, monkeypatch):
+    runner = CliRunner()
+    no_model = runner.invoke(app, ["annotate", "--cvat-task-ids", "1", "--env-file", str(tmp_path / "x.env")])
+    assert no_model.exit_code == 3 and "no model given" in no_model.output
+    ckpt = tmp_path / "c.pth"
+    ckpt.write_bytes(b"\x80")
+    no_ids = runner.invoke(app, ["annotate", "-w", str(ckpt), "--env-file", str(tmp_path / "x.env")])
+    assert no_ids.exit_code == 3 and "no CVAT task ids given" in no_ids.output
+    bad_frames = runner.invoke(app, ["annotate", "-w", str(ckpt), "--cvat-task-ids", "1", "--frames", "some",
+                                     "--env-file", str(tmp_path / "x.env")])
+    assert bad_frames.exit_code == 3 and "--frames: 'some'" in bad_frames.output
