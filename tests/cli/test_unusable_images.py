@@ -85,7 +85,8 @@ def test_skip_missing_from_the_config_file(tmp_path, monkeypatch):
     src = roboflow_coco_root(tmp_path / "raccoon")
     _remove(src)
     (tmp_path / "cfg.yaml").write_text("data:\n  skip_missing: true\n")
-    result = runner.invoke(app, ["merge", str(src), "-o", str(tmp_path / "out"), "--config", str(tmp_path / "cfg.yaml")])
+    result = runner.invoke(app, ["merge", str(src), "-o", str(tmp_path / "out"), "--config",
+                                 str(tmp_path / "cfg.yaml")])
     assert result.exit_code == 0, result.output
 
 
