@@ -108,6 +108,8 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
     counts: dict[str, Any] = field(default_factory=dict)
     strict: bool = False
+    #: (code, image path) of each image that is missing, doesn't decode or has another size than the JSON says.
+    unusable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Finding]:
@@ -276,10 +278,13 @@ def validate_dataset(
                     checked_ids.append(img["id"])
         for start in range(0, len(to_check), 200):
             chunk = to_check[start:start + 200]
-            for iid, problem in zip(checked_ids[start:start + 200], check_image_files(dataset.tree, chunk)):
+            problems = check_image_files(dataset.tree, chunk)
+            for iid, (rel, _, _), problem in zip(checked_ids[start:start + 200], chunk, problems):
                 bad = _image_finding(problem, label, iid)
                 if bad is not None:
                     findings.append(bad)
+                    if bad.code != "exif_rotated":
+                        report.unusable.append((bad.code, dataset.tree.describe(rel)))
             done = min(total_images, start + len(chunk))
             if progress is not None:
                 progress("validate", done, total_images)

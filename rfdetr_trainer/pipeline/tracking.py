@@ -65,7 +65,8 @@ _FLAGS = {"offline": "--clearml-offline", "project_name": "--project-name", "tas
 
 def clearml_credentials_configured(environ: dict[str, str] | None = None) -> bool:
     """ClearML is configured here: ``CLEARML_API_*`` credentials or a host in the environment, or a
-    ``clearml.conf`` (``CLEARML_CONFIG_FILE``, else ``~/clearml.conf``). Reads files only, no network."""
+    ``clearml.conf`` (``CLEARML_CONFIG_FILE``, else ``~/clearml.conf``) that names a server or credentials, as
+    ``clearml-init`` writes it (a file of ``sdk`` settings only does not count). Reads files only, no network."""
     import os
 
     env = os.environ if environ is None else environ
@@ -73,7 +74,14 @@ def clearml_credentials_configured(environ: dict[str, str] | None = None) -> boo
         return True
     conf = env.get("CLEARML_CONFIG_FILE") or env.get("TRAINS_CONFIG_FILE")
     candidates = [Path(conf).expanduser()] if conf else [Path.home() / "clearml.conf", Path.home() / "trains.conf"]
-    return any(c.is_file() for c in candidates)
+    for conf_file in candidates:
+        try:
+            text = conf_file.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if "access_key" in text or "api_server" in text:
+            return True
+    return False
 
 
 def resolve_clearml(settings: Settings) -> Settings:

@@ -130,7 +130,13 @@ def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
     if single is not None:
         report = inspect_dataset(single, box_fix="none", strict=data.strict)
         needs_merge = [f for f in report.findings if f.code in _NEEDS_MERGE]
-        if not needs_merge or not (data.skip_missing or all(f.code == "exif_rotated" for f in needs_merge)):
+        if report.unusable and not data.skip_missing:
+            from rfdetr_trainer.coco.images import problems_summary
+
+            raise DatasetError(
+                problems_summary(report.unusable, report.counts.get("images", 0)),
+                hint="fix or remove them, or pass --skip-missing to drop them (each is listed in the manifest)")
+        if not needs_merge:
             raise_for_report(report, data.strict)
         if not needs_merge:
             log.info("using %s in place (already train/valid/test)", single)

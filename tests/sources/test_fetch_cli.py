@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -140,3 +141,55 @@ def test_run_uploads_artifacts_to_s3(s3_bucket, moto_endpoint, monkeypatch, tmp_
     manifest = json.loads((tmp_path / "up" / "run_manifest.json").read_text())
     assert all(uri.startswith(f"s3://{bucket}/runs/up/") for uri in manifest["stages"]["upload"]["uris"])
     assert "testing-secret-key" not in json.dumps(manifest) and "testing-secret-key" not in result.output
+
+
+def _minio_env(monkeypatch, moto_endpoint):
+    monkeypatch.setenv("MINIO_ENDPOINT", moto_endpoint)
+    monkeypatch.setenv("MINIO_ACCESS_KEY", "testing")
+    monkeypatch.setenv("MINIO_SECRET_KEY", "testing-secret-key")
+    monkeypatch.setenv("MINIO_SECURE", "false")
+    monkeypatch.setenv("MINIO_REGION", "us-east-1")
+
+
+@pytest.mark.parametrize("flag", ["--data-dir", "--output-dir", "-o"])
+def test_fetch_one_s3_source_leaves_the_dataset_where_asked(s3_bucket, moto_endpoint, monkeypatch, tmp_path, flag):
+    """Issue 8: one rfdetr-layout source under a prefix used to be left in the cache; OUT is where it must be."""
+    client, bucket = s3_bucket
+    folder = make_dataset(tmp_path / "a", num_images=6, image_size=64, seed=1)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            client.put_object(Bucket=bucket, Key=f"P/{path.relative_to(folder)}", Body=path.read_bytes())
+    _minio_env(monkeypatch, moto_endpoint)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["fetch", "--minio-bucket", bucket, "--minio-prefix", "P", flag, "OUT",
+                                 "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    out = (tmp_path / "OUT").resolve()
+    assert result.stdout.strip().splitlines()[-1] == str(out)  # absolute, though given relative
+    assert _counts(out) == _counts(folder)
+    cached = next((tmp_path / "cache").rglob("*.jpg"))
+    placed = next(p for p in out.rglob(cached.name))
+    assert os.stat(placed).st_ino == os.stat(cached).st_ino  # hard-linked from the cache, not copied
+
+
+def test_cache_defaults_to_the_user_cache_folder_so_refetch_from_elsewhere_is_incremental(
+        s3_bucket, moto_endpoint, monkeypatch, tmp_path):
+    client, bucket = s3_bucket
+    folder = make_dataset(tmp_path / "a", num_images=6, image_size=64, seed=1)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            client.put_object(Bucket=bucket, Key=f"P/{path.relative_to(folder)}", Body=path.read_bytes())
+    _minio_env(monkeypatch, moto_endpoint)
+    user_cache = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(user_cache))
+    seen = []
+    for cwd in ("one", "two"):
+        (tmp_path / cwd).mkdir()
+        monkeypatch.chdir(tmp_path / cwd)
+        result = runner.invoke(app, ["fetch", "--minio-bucket", bucket, "--minio-prefix", "P", "-o", "out"])
+        assert result.exit_code == 0, result.output
+        assert not (tmp_path / cwd / "data").exists()  # no data/cache under the working folder
+        journal = next((user_cache / "rfdetr-trainer" / "s3" / ".journal").glob("*.jsonl"))
+        seen.append({p: p.stat().st_mtime_ns for p in (user_cache / "rfdetr-trainer" / "s3").rglob("*.jpg")})
+        assert journal.is_file()
+    assert seen[0] and seen[0] == seen[1]  # the second fetch, from another folder, downloaded nothing again
