@@ -30,6 +30,10 @@ class CvatConfig(Section):
     include_images: bool = Field(True, description="download images with the annotations")
     retries: int = Field(4, ge=0, description="retries on connection errors and 5xx responses")
     retry_backoff: float = Field(1.0, ge=0, description="seconds before the first retry; doubles each time")
+    connect_timeout_s: float = Field(10.0, gt=0, description="seconds to open a connection to CVAT")
+    read_timeout_s: float = Field(
+        12.0, gt=0, description="seconds CVAT may stay silent on one request (export waits use 'timeout')"
+    )
 
 
 class MinioConfig(Section):
@@ -46,6 +50,8 @@ class MinioConfig(Section):
     refresh: bool = Field(False, description="download again even if unchanged")
     retries: int = Field(4, ge=0, description="retries on connection errors, throttling and 5xx responses")
     upload_to: str | None = Field(None, description="s3://bucket/prefix to upload run artifacts to")
+    connect_timeout_s: float = Field(10.0, gt=0, description="seconds to open a connection to the endpoint")
+    read_timeout_s: float = Field(12.0, gt=0, description="seconds the endpoint may stay silent on one request")
 
 
 class LocalConfig(Section):
