@@ -13,6 +13,7 @@ Environment variables: ``RFDETR_TRAINER_<SECTION>__<KEY>`` for any setting (e.g.
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -201,12 +202,12 @@ def _read_dotenv(path: Path) -> dict[str, str | None]:
     """The variables of a ``.env`` file, or ConfigError naming it (not a file, unreadable, not UTF-8)."""
     from dotenv import dotenv_values
 
-    if not path.is_file():
+    if not path.exists() or path.is_dir():  # /dev/null is fine: "no env file"
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(f"{path}: env file {what}", hint="pass an existing dotenv file to --env-file")
     try:
-        path.read_text(encoding="utf-8")  # dotenv reads it the same way; this names the file on failure
-        return dotenv_values(path, encoding="utf-8")
+        text = path.read_text(encoding="utf-8")  # dotenv would decode it too; this names the file on failure
+        return dotenv_values(stream=io.StringIO(text))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: env file is not UTF-8 text (byte {exc.start}: {exc.reason})",
                           hint="save the file as UTF-8") from None

@@ -275,8 +275,11 @@ def _check_json_start(tree: Tree, rel: str) -> None:
     """Fail fast, naming the file and position, on an annotation file that cannot be a COCO object."""
     if tree.size(rel) == 0:
         raise DatasetError(f"{tree.describe(rel)}:1:1: malformed JSON (empty file)")
-    with tree.open(rel) as fh:
-        head = fh.read(4096)
+    try:
+        with tree.open(rel) as fh:
+            head = fh.read(4096)
+    except OSError as exc:  # unreadable (permissions, a broken mount): name the file, exit 4
+        raise DatasetError(f"{tree.describe(rel)}: cannot read ({exc.strerror or exc})") from None
     text = head.decode("utf-8-sig", errors="replace")
     stripped = text.lstrip()
     if not stripped:

@@ -93,8 +93,10 @@ def make_client(cfg: Any) -> Any:
     config = Config(
         max_pool_connections=max(cfg.concurrency, 10),
         retries={"max_attempts": getattr(cfg, "retries", 4) + 1, "mode": "standard"},
-        connect_timeout=10,
-        read_timeout=120,
+        # A silent endpoint fails after (retries + 1) * read_timeout_s plus botocore's backoffs (<= 15 s): 75 s
+        # with the defaults, instead of 5 x 120 s behind a progress bar that never moves.
+        connect_timeout=getattr(cfg, "connect_timeout_s", 10.0),
+        read_timeout=getattr(cfg, "read_timeout_s", 12.0),
         # MinIO and most S3 look-alikes want path-style addressing; AWS itself handles both.
         s3={"addressing_style": "path"} if url else None,
         # Skip client-side CRC work on every small GET/PUT; ETag/size checks cover integrity of landing.
@@ -382,6 +384,8 @@ def fetch_s3(cfg: Any, dest: Path, *, progress: Any = None, strict: bool = False
     prefixes = list(cfg.prefixes) or [""]
     bar = as_progress(progress, "s3")
     client = make_client(cfg)
+    log.info("listing %s (each request waits up to %g s, %d attempts)", _where(cfg, bucket),
+             getattr(cfg, "read_timeout_s", 12.0), getattr(cfg, "retries", 4) + 1)
     objects = list_objects(client, cfg, bucket, prefixes)
     root = Path(dest) / "s3" / bucket
     # Every key is checked before anything is written.

@@ -42,6 +42,10 @@ class CvatConfig(Section):
     job_states: list[Literal["new", "in-progress", "in progress", "completed", "rejected"]] = Field(
         default_factory=list, description="keep only frames of jobs in these states (default: any)")
     gt_to_test: bool = Field(True, description="frames of ground-truth jobs go to the test split, never to train")
+    connect_timeout_s: float = Field(10.0, gt=0, description="seconds to open a connection to CVAT")
+    read_timeout_s: float = Field(
+        12.0, gt=0, description="seconds CVAT may stay silent on one request (export waits use 'timeout')"
+    )
 
 
 class MinioConfig(Section):
@@ -58,6 +62,8 @@ class MinioConfig(Section):
     refresh: bool = Field(False, description="download again even if unchanged")
     retries: int = Field(4, ge=0, description="retries on connection errors, throttling and 5xx responses")
     upload_to: str | None = Field(None, description="s3://bucket/prefix to upload run artifacts to")
+    connect_timeout_s: float = Field(10.0, gt=0, description="seconds to open a connection to the endpoint")
+    read_timeout_s: float = Field(12.0, gt=0, description="seconds the endpoint may stay silent on one request")
 
 
 class LocalConfig(Section):

@@ -100,11 +100,12 @@ def test_published_weights_offline_fail_fast(tiny_dataset, tmp_path, monkeypatch
     assert "--pretrain-weights none" in result.stderr
 
 
-def test_debug_shows_the_traceback(tmp_path):
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     result = _invoke(["train", "--config", str(tmp_path / "bad.json"), "--debug"])
-    assert result.exit_code != 0
-    assert isinstance(result.exception, ConfigError)
+    assert result.exit_code == ConfigError.exit_code, result.output
+    assert "Traceback (most recent call last)" in result.stderr and "ConfigError" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
 
 
 def test_exit_codes_are_documented_in_the_readme():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -79,7 +80,7 @@ def test_config_show_json_masks_secrets_and_names_sources(tmp_path, monkeypatch)
     config = tmp_path / "c.yaml"
     config.write_text("training:\n  batch_size: 2\n")
     result = CliRunner().invoke(app, ["config", "show", "--config", str(config), "--json",
-                                      "--env-file", str(tmp_path / ".env")])
+                                      "--env-file", os.devnull])
     assert result.exit_code == 0, result.output
     assert "s3cr3t-pw" not in result.output
     rows = json.loads(result.stdout)

@@ -40,7 +40,7 @@ def test_fetch_cvat_tasks_lays_out_train_valid_test(cvat_factory, monkeypatch, t
     _cvat_env(monkeypatch, server)
     out = tmp_path / "prepared"
     result = runner.invoke(app, ["fetch", "--cvat-task-ids", "1", "2", "3", "--data-dir", str(out),
-                                 "--env-file", str(tmp_path / ".env")],
+                                 "--env-file", os.devnull],
                            env={"RFDETR_TRAINER_DATA__CACHE_DIR": str(tmp_path / "cache")})
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == str(out.absolute()) or \
@@ -70,7 +70,7 @@ def test_design_example_without_cvat_host_fails_cleanly(tmp_path, monkeypatch):
     """`run --cvat-task-ids 123 456 789 --project-name MyProject --model-type large --epochs 150`, offline."""
     monkeypatch.setenv("RF_HOME", str(tmp_path / "weights"))  # the published weights are not cached
     example = ["run", "--cvat-task-ids", "123", "456", "789", "--project-name", "MyProject", "--model-type",
-               "large", "--epochs", "150", "--output-dir", str(tmp_path), "--env-file", str(tmp_path / ".env")]
+               "large", "--epochs", "150", "--output-dir", str(tmp_path), "--env-file", os.devnull]
     result = runner.invoke(app, example)
     assert result.exit_code == ConfigError.exit_code, result.output
     assert "--pretrain-weights" in result.stderr and "Traceback" not in result.output  # checked before any fetch
@@ -116,7 +116,7 @@ def test_design_example_four_fails_before_any_download(monkeypatch, tmp_path):
         "run", "--cvat-task-ids", "100", "--project-name", "ObjectDetection", "--task-name", "experiment-v1",
         "--model-type", "base", "--epochs", "200", "--batch-size", "4", "--lr", "0.0001", "--resolution", "640",
         "--early-stopping", "--early-stopping-patience", "20", "--export-format", "onnx", "--tags", "production",
-        "v1.0", "--output-dir", str(tmp_path), "--env-file", str(tmp_path / ".env")])
+        "v1.0", "--output-dir", str(tmp_path), "--env-file", os.devnull])
     assert result.exit_code == ConfigError.exit_code, result.output
     assert "640 is not divisible by 56" in result.stderr and "616 or 672" in result.stderr
 
@@ -134,7 +134,7 @@ def test_run_uploads_artifacts_to_s3(s3_bucket, moto_endpoint, monkeypatch, tmp_
         "run", "--dataset-dir", str(tiny_dataset), "--output-dir", str(tmp_path), "--run-name", "up",
         "--pretrain-weights", "none", "--epochs", "1", "--batch-size", "4", "--grad-accum-steps", "1",
         "--resolution", "128", "--device", "cpu", "--num-workers", "0", "--upload-to", f"s3://{bucket}/runs/up",
-        "--env-file", str(tmp_path / ".env")])
+        "--env-file", os.devnull])
     assert result.exit_code == 0, result.output
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="runs/up/")["Contents"]}
     assert {"runs/up/checkpoint_best_total.pth", "runs/up/model.onnx", "runs/up/run_manifest.json"} <= keys

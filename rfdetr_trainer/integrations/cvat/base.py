@@ -57,6 +57,15 @@ class Connection:
     retries: int = 4
     retry_backoff: float = 1.0
     include_images: bool = True
+    #: One HTTP call's limits. A server that accepts and never answers fails after
+    #: (retries + 1) * read_timeout + the backoffs: 5 * 12 + 15 = 75 s with the defaults.
+    connect_timeout: float = 10.0
+    read_timeout: float = 12.0
+
+    @property
+    def http_timeout(self) -> tuple[float, float]:
+        """``(connect, read)`` seconds, as requests and urllib3 take them."""
+        return (self.connect_timeout, self.read_timeout)
 
     def __repr__(self) -> str:
         return f"Connection(host={self.host!r}, username={self.username!r}, org={self.org!r})"
@@ -117,6 +126,8 @@ def connection_from_config(cfg: Any) -> Connection:
         retries=getattr(cfg, "retries", 4),
         retry_backoff=getattr(cfg, "retry_backoff", 1.0),
         include_images=cfg.include_images,
+        connect_timeout=getattr(cfg, "connect_timeout_s", 10.0),
+        read_timeout=getattr(cfg, "read_timeout_s", 12.0),
     )
 
 

@@ -35,11 +35,23 @@ from rfdetr_trainer.integrations.cvat.base import (
     server_detail,
 )
 from rfdetr_trainer.integrations.progress import TransferProgress
+from rfdetr_trainer.logs import get_logger
+
+log = get_logger(__name__)
 
 _CHUNK = 1 << 20
-# Connect and read timeouts (seconds) of one HTTP call; polling and the overall export deadline are separate.
-_TIMEOUT = (10, 120)
+# Connect and read timeouts of one HTTP call come from Connection (data.cvat.connect_timeout_s,
+# read_timeout_s); polling and the overall export deadline (data.cvat.timeout) are separate.
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def _unreachable(exc: BaseException, conn: Connection) -> str:
+    """What went wrong with one call, in words: a silent server reads differently from a refused connection."""
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return f"no answer within {conn.read_timeout:g} s (data.cvat.read_timeout_s)"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"no connection within {conn.connect_timeout:g} s (data.cvat.connect_timeout_s)"
+    return f"cannot reach the server ({type(exc).__name__})"
 
 
 class RestartExport(Exception):
@@ -143,11 +155,14 @@ class CvatHttp:
                     url,
                     json=json_body,
                     headers=self._auth if auth else None,
-                    timeout=_TIMEOUT,
+                    timeout=self.conn.http_timeout,
                     stream=stream,
                 )
             except _TRANSIENT as exc:
-                last_error = f"cannot reach the server ({type(exc).__name__})"
+                last_error = _unreachable(exc, self.conn)
+                if attempt < self.conn.retries:
+                    log.warning("CVAT %s: %s while %s; retrying (attempt %d of %d)", self.conn.host, last_error,
+                                doing, attempt + 2, self.conn.retries + 1)
                 continue
             if resp.status_code in ok or resp.status_code in passthrough:
                 return resp

@@ -31,6 +31,9 @@ from rfdetr_trainer.integrations.cvat.base import (
     server_detail,
 )
 from rfdetr_trainer.integrations.progress import TransferProgress
+from rfdetr_trainer.logs import get_logger
+
+log = get_logger(__name__)
 
 
 def _make_client(conn: Connection, deadline_box: threading.local) -> Any:
@@ -54,6 +57,7 @@ def _make_client(conn: Connection, deadline_box: threading.local) -> Any:
 
     client = _DeadlineClient(conn.host, config=Config(status_check_period=conn.poll_interval),
                              check_server_version=False)
+    _default_timeout(client, conn.http_timeout)
     if conn.org is not None:
         client.organization_slug = conn.org
     if conn.access_token:
@@ -61,6 +65,28 @@ def _make_client(conn: Connection, deadline_box: threading.local) -> Any:
     else:
         client.login((conn.username or "", conn.password or ""))
     return client
+
+
+def _default_timeout(client: Any, timeout: tuple[float, float]) -> None:
+    """Give every SDK request ``(connect, read)`` limits unless the call sets its own.
+
+    cvat-sdk has no client-wide timeout: its generated REST client passes ``timeout=None`` (wait forever) to
+    urllib3 on every call without ``_request_timeout``, which overrides any pool default. All its calls go
+    through ``rest_client.request`` (the generated ``GET``/``POST``… helpers call it), so that one method is
+    wrapped on this client instance; ``tests/sources/test_source_timeouts.py`` pins it with a silent server.
+    """
+    import urllib3
+
+    rest = client.api_client.rest_client
+    # urllib3 would also retry each read timeout 3 times under _call's own retries: 4 x 5 waits, not 5.
+    rest.pool_manager.connection_pool_kw["retries"] = urllib3.util.Retry(
+        total=3, read=0, status_forcelist=(502, 503, 504), backoff_factor=0.5)
+    request = rest.request
+
+    def with_timeout(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return request(*args, _request_timeout=_request_timeout or timeout, **kwargs)
+
+    rest.request = with_timeout
 
 
 class _Reporter:
@@ -165,7 +191,13 @@ class SdkDownloader(Downloader):
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 if isinstance(exc, FileExistsError):
                     raise
-                last = f"cannot reach the server ({type(exc).__name__})"
+                if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                    last = f"no answer within {self.conn.read_timeout:g} s (data.cvat.read_timeout_s)"
+                else:
+                    last = f"cannot reach the server ({type(exc).__name__})"
+                if attempt < self.conn.retries:
+                    log.warning("CVAT %s: %s while %s; retrying (attempt %d of %d)", self.conn.host, last, doing,
+                                attempt + 2, self.conn.retries + 1)
                 continue
         what = f" for {target.label}" if target else ""
         raise SourceError(
