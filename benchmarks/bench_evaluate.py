@@ -101,7 +101,7 @@ def time_ours(gt: dict, results: list[dict]) -> tuple[float, object]:
 
 
 def time_writing(evaluation: object, gt: dict) -> float:
-    from rfdetr_trainer.evaluation.files import write_evaluation
+    from rfdetr_trainer.services.evaluate import write_evaluation
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

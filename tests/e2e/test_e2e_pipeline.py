@@ -45,7 +45,9 @@ def test_run_writes_every_artifact(run_result, tiny_dataset):
     assert result.stdout.strip().splitlines()[-2] == f"manifest: {run_dir / 'run_manifest.json'}"
     # stdout holds results only: every line is "name: path"
     assert all(": " in line for line in result.stdout.strip().splitlines()[:-1])
-    assert set(manifest["stages"]) == {"fetch", "train", "predict", "export"}
+    assert set(manifest["stages"]) == {"fetch", "train", "predict", "evaluate", "export", "report"}
+    assert Path(artifacts["evaluation_metrics"]).is_file() and Path(artifacts["report"]).is_file()
+    assert {r["format"] for r in manifest["stages"]["export"]["evaluation"]} == {"pytorch", "onnx", "torchscript"}
     assert manifest["config"]["training"]["epochs"] == 1
     assert manifest["stages"]["fetch"]["in_place"] is True
     import torch
