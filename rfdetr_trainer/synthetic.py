@@ -26,7 +26,8 @@ def _polygon(kind: str, cx: float, cy: float, r: float) -> list[float]:
     return [round(v, 2) for p in pts for v in p]
 
 
-def _draw_image(rng: random.Random, size: int, max_objects: int):
+def _draw_image(rng: random.Random, size: int, max_objects: int, classes: tuple[str, ...] = CLASSES,
+                sizes: tuple[float, float] = (0.08, 0.2)):
     from PIL import Image, ImageDraw
 
     background = tuple(rng.randint(0, 60) for _ in range(3))
@@ -34,12 +35,12 @@ def _draw_image(rng: random.Random, size: int, max_objects: int):
     draw = ImageDraw.Draw(image)
     objects = []
     for _ in range(rng.randint(1, max_objects)):
-        cls = rng.randrange(len(CLASSES))
-        r = rng.uniform(size * 0.08, size * 0.2)
+        cls = rng.randrange(len(classes))
+        r = rng.uniform(size * sizes[0], size * sizes[1])
         cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
-        poly = _polygon(CLASSES[cls], cx, cy, r)
+        poly = _polygon(classes[cls], cx, cy, r)
         color = _COLORS[rng.randrange(len(_COLORS))]
-        if CLASSES[cls] == "circle":
+        if classes[cls] == "circle":
             draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
         else:
             draw.polygon(list(zip(poly[::2], poly[1::2])), fill=color)
@@ -59,6 +60,8 @@ def make_dataset(
     seed: int = 0,
     layout: str = "rfdetr",
     splits: dict[str, float] | None = None,
+    classes: tuple[str, ...] | list[str] = CLASSES,
+    object_size: tuple[float, float] = (0.08, 0.2),
 ) -> Path:
     """Write a synthetic dataset and return its folder.
 
@@ -71,7 +74,11 @@ def make_dataset(
         layout: ``rfdetr`` (``<split>/_annotations.coco.json``) or ``cvat`` (CVAT 'COCO 1.0' export:
             ``annotations/instances_<Subset>.json`` and ``images/<Subset>/``).
         splits: fraction of images per split; default 60/20/20 train/valid/test.
+        classes: class names in category-id order; each is drawn as its shape (square, triangle; anything else
+            is a circle), so a test can reorder, add or drop classes.
+        object_size: a shape's half-size as a fraction of the image, (smallest, largest).
     """
+    classes = tuple(classes)
     rng = random.Random(seed)
     output_dir = Path(output_dir)
     fractions = splits or SPLITS
@@ -94,12 +101,12 @@ def make_dataset(
         coco = {
             "info": {"description": "rfdetr-trainer synthetic shapes", "version": "1.0"},
             "licenses": [],
-            "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES)],
+            "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(classes)],
             "images": [],
             "annotations": [],
         }
         for i in range(count):
-            image, objects = _draw_image(rng, image_size, max_objects)
+            image, objects = _draw_image(rng, image_size, max_objects, classes, tuple(object_size))
             file_name = f"{split}_{i:04d}.jpg"
             image.save(image_dir / file_name, quality=90)
             image_id = i + 1
@@ -117,4 +124,57 @@ def make_dataset(
                     }
                 )
         ann_path.write_text(json.dumps(coco, indent=1), encoding="utf-8")
+    return output_dir
+
+
+#: The keypoints of a synthetic square, in CVAT "COCO Keypoints 1.0" category form.
+SQUARE_KEYPOINTS = ("top_left", "top_right", "bottom_right", "bottom_left")
+SQUARE_SKELETON = [[1, 2], [2, 3], [3, 4], [4, 1]]
+
+
+def make_keypoint_dataset(output_dir: Path, *, num_images: int = 12, image_size: int = 96, seed: int = 0,
+                          layout: str = "rfdetr") -> Path:
+    """A COCO keypoints dataset: squares with their four corners as keypoints (visibility 2).
+
+    ``layout="cvat"`` writes CVAT's "COCO Keypoints 1.0" export (``annotations/person_keypoints_<Subset>.json``,
+    ``images/<Subset>/``, ``attributes`` and empty ``segmentation`` on each annotation); ``"rfdetr"`` the
+    train/valid/test layout rfdetr reads.
+    """
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    output_dir = Path(output_dir)
+    counts = {"train": max(1, num_images - 2 * max(1, num_images // 5))}
+    counts.update(valid=max(1, num_images // 5), test=max(1, num_images // 5))
+    subset_names = {"train": "Train", "valid": "Validation", "test": "Test"}
+    category = {"id": 1, "name": "square", "supercategory": "" if layout == "cvat" else "shape",
+                "keypoints": list(SQUARE_KEYPOINTS), "skeleton": SQUARE_SKELETON}
+    for split, count in counts.items():
+        if layout == "cvat":
+            image_dir = output_dir / "images" / subset_names[split]
+            ann_path = output_dir / "annotations" / f"person_keypoints_{subset_names[split]}.json"
+        else:
+            image_dir = output_dir / split
+            ann_path = image_dir / "_annotations.coco.json"
+        image_dir.mkdir(parents=True, exist_ok=True)
+        ann_path.parent.mkdir(parents=True, exist_ok=True)
+        coco: dict = {"licenses": [], "info": {}, "categories": [category], "images": [], "annotations": []}
+        for i in range(count):
+            image = Image.new("RGB", (image_size, image_size), tuple(rng.randint(0, 60) for _ in range(3)))
+            draw = ImageDraw.Draw(image)
+            r = rng.uniform(image_size * 0.15, image_size * 0.3)
+            cx, cy = rng.uniform(r, image_size - r), rng.uniform(r, image_size - r)
+            corners = [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
+            draw.polygon(corners, fill=_COLORS[rng.randrange(len(_COLORS))])
+            file_name = f"{split}_{i:04d}.jpg"
+            image.save(image_dir / file_name, quality=90)
+            coco["images"].append({"id": i + 1, "file_name": file_name, "width": image_size, "height": image_size,
+                                   "license": 0, "flickr_url": "", "coco_url": "", "date_captured": 0})
+            box = [round(cx - r, 2), round(cy - r, 2), round(2 * r, 2), round(2 * r, 2)]
+            coco["annotations"].append({
+                "id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": box, "area": round(4 * r * r, 2),
+                "segmentation": [], "iscrowd": 0, "attributes": {"occluded": False},
+                "keypoints": [round(v, 2) for x, y in corners for v in (x, y, 2)], "num_keypoints": 4,
+            })
+        ann_path.write_text(json.dumps(coco), encoding="utf-8")
     return output_dir

@@ -315,11 +315,15 @@ def _find(tree: Tree, loose_json: str | None) -> tuple[str, list[Subset]]:
     if instances:  # COCO 2017 keeps captions_* and person_keypoints_* beside its detection files
         files = instances
     if files:
-        cvat = all(f.startswith("instances_") for f in files)
+        # CVAT names its "COCO 1.0" files instances_<subset>.json and its "COCO Keypoints 1.0" files
+        # person_keypoints_<subset>.json; both keep the images in images/<subset>/.
+        prefixes = ("instances_", "person_keypoints_")
+        cvat = all(f.startswith(prefixes) for f in files)
         subsets = []
         for f in files:
             stem = f[: -len(".json")]
-            name = stem[len("instances_") :] if stem.startswith("instances_") else stem
+            prefix = next((p for p in prefixes if stem.startswith(p)), "")
+            name = stem[len(prefix) :]
             dirs = (f"images/{name}", "images", name, "")
             subsets.append(Subset(name, normalize_subset(name), f"annotations/{f}", dirs))
         return ("cvat" if cvat else "coco"), subsets

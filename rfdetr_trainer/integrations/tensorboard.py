@@ -115,7 +115,10 @@ def _cpu(value: Any) -> Any:
 
 
 def _val_dataset(trainer: Any) -> Any | None:
-    dataset = getattr(getattr(trainer, "datamodule", None), "_dataset_val", None)
+    # Lightning's public ``val_dataloaders`` (a loader, or a list of them) holds the dataset rfdetr validates on.
+    loaders = getattr(trainer, "val_dataloaders", None)
+    loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
+    dataset = getattr(loader, "dataset", None)
     for _ in range(10):
         if hasattr(dataset, "coco") and hasattr(dataset, "root"):
             return dataset

@@ -19,12 +19,16 @@ def test_spec_matches_rfdetr_config(name):
     import rfdetr.config
 
     spec = MODELS[name]
-    # RFDETRLarge builds its config in get_model_config(); the others name a config class.
-    config_class = getattr(rfdetr.config, f"{spec.class_name}Config", None) or getattr(
-        rfdetr, spec.class_name)._model_config_class
+    config_class = getattr(rfdetr.config, spec.config_name)
     config = config_class()
     assert (config.patch_size, config.num_windows, config.resolution) == (
         spec.patch_size, spec.num_windows, spec.default_resolution)
+    # The package names rfdetr's public config classes; pin them to the private class attributes rfdetr itself
+    # builds from (RFDETRLarge overrides get_model_config instead), so a renamed class fails here, not in a run.
+    cls = getattr(rfdetr, spec.class_name)
+    if spec.class_name != "RFDETRLarge":
+        assert cls._model_config_class is config_class
+    assert cls._train_config_class is getattr(rfdetr.config, spec.train_config_name)
 
 
 @pytest.mark.parametrize(("name", "resolution", "ok"), [

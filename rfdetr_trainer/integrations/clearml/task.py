@@ -287,17 +287,23 @@ class TaskManager:
         metrics = {k: float(v) for k, v in (metrics or {}).items()}
         framework = {".onnx": "ONNX", ".pt": "PyTorch", ".pth": "PyTorch", ".ckpt": "PyTorch",
                      ".engine": "TensorRT"}.get(path.suffix.lower(), "Custom")
-        model = OutputModel(
+        class OfflineSafeOutputModel(OutputModel):
+            """clearml 2.1's ``published`` reads ``.locked`` on the offline placeholder model, which has none,
+            before ``update_weights`` takes its offline path; an offline session only ever holds unpublished
+            models. Overriding the public property keeps clear of clearml's private ``_get_base_model``."""
+
+            @property
+            def published(self) -> bool:
+                try:
+                    return bool(super().published)
+                except AttributeError:
+                    return False
+
+        model = OfflineSafeOutputModel(
             task=self.task, name=name, framework=framework, tags=tags,
             label_enumeration={c: i for i, c in enumerate(class_names)},
             config_dict={"class_names": list(class_names), "metrics": metrics, "file": path.name},
         )
-        if Task.is_offline():
-            # clearml 2.1 reads .locked on an offline placeholder model that has none before taking its
-            # offline path; an unpublished model is what an offline session always holds.
-            base = model._get_base_model()
-            if not hasattr(base, "locked"):
-                base.locked = False
         model.update_weights(weights_filename=str(path), auto_delete_file=False, async_enable=False)
         if not Task.is_offline():
             for key, value in metrics.items():
