@@ -13,6 +13,7 @@ def run_command(
     minio_bucket: o.MinioBucket = None, minio_prefix: o.MinioPrefix = None, refresh: o.Refresh = None,
     split: o.Split = None, split_seed: o.SplitSeed = None, group_by_source: o.GroupBySource = None,
     class_map: o.ClassMap = None, strict: o.Strict = None, upload_to: o.UploadTo = None,
+    clearml_dataset_id: o.ClearMLDatasetId = None,
     model_type: o.ModelType = None, pretrain_weights: o.PretrainWeights = None, num_classes: o.NumClasses = None,
     epochs: o.Epochs = None, batch_size: o.BatchSize = None, grad_accum_steps: o.GradAccum = None, lr: o.Lr = None,
     resolution: o.Resolution = None, weight_decay: o.WeightDecay = None, device: o.Device = None,

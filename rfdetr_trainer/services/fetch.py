@@ -23,6 +23,7 @@ class FetchResult:
     manifest_path: Path | None = None
     counts: dict[str, Any] = field(default_factory=dict)
     in_place: bool = False
+    clearml_dataset_id: str | None = None  # the ClearML Dataset version registered from this fetch
 
     def provenance(self) -> dict[str, Any]:
         """What training stores in every checkpoint's notes: where the data came from and what it held.
@@ -48,6 +49,7 @@ class FetchResult:
             "in_place": self.in_place,
             "sources": [{"name": s.name, "path": str(s.path), "origin": s.origin} for s in self.sources],
             "counts": self.counts,
+            **({"clearml_dataset_id": self.clearml_dataset_id} if self.clearml_dataset_id else {}),
         }
 
 
@@ -62,6 +64,15 @@ def collect_sources(data: DataConfig, *, progress: Any = None) -> list[SourceRef
         from rfdetr_trainer.integrations.s3 import fetch_s3
 
         return fetch_s3(data.minio, Path(data.cache_dir), progress=progress)
+    if kind == "clearml":
+        from rfdetr_trainer.integrations.clearml.dataset import pull_version
+
+        if not data.clearml_dataset_id:
+            raise ConfigError("source type clearml needs a dataset id", hint="pass --clearml-dataset-id ID")
+        # Inside a running ClearML task the alias records the dataset id on it (Datasets/train).
+        local = pull_version(data.clearml_dataset_id)
+        return [SourceRef(local, f"clearml-{data.clearml_dataset_id[:12]}",
+                          {"type": "clearml", "dataset_id": data.clearml_dataset_id})]
     if not data.local.dataset_dirs:
         raise ConfigError(
             "no data source configured",
@@ -100,7 +111,7 @@ def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
     """
     from rfdetr_trainer.coco.layout import detect_layout
     from rfdetr_trainer.services.inspect import inspect_dataset, raise_for_report
-    from rfdetr_trainer.services.merge import merge
+    from rfdetr_trainer.services.merge import merge, publish_version
 
     refs = collect_sources(data, progress=progress)
     single = refs[0].path if len(refs) == 1 else None
@@ -109,6 +120,11 @@ def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
         report = inspect_dataset(single, box_fix="none", strict=data.strict)
         raise_for_report(report, data.strict)
         log.info("using %s in place (already train/valid/test)", single)
-        return FetchResult(single, refs, None, dict(getattr(report, "counts", {}) or {}), in_place=True)
+        manifest = single / "dataset_manifest.json"
+        version = publish_version(single, manifest if manifest.is_file() else None, data)
+        return FetchResult(single, refs, None, dict(getattr(report, "counts", {}) or {}), in_place=True,
+                           clearml_dataset_id=version)
     result = merge(refs, Path(data.output_dir), data, progress=progress)
-    return FetchResult(result.output_dir, refs, result.manifest_path, dict(result.counts))
+    version = publish_version(result.output_dir, result.manifest_path, data)
+    return FetchResult(result.output_dir, refs, result.manifest_path, dict(result.counts),
+                       clearml_dataset_id=version)

@@ -10,7 +10,7 @@ from rfdetr_trainer.coco.merge import MergeOptions, MergeResult, Progress, merge
 from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.schemas.data import DataConfig
 
-__all__ = ["MergeResult", "merge", "merge_options"]
+__all__ = ["MergeResult", "merge", "merge_options", "publish_version"]
 
 
 def merge_options(
@@ -64,3 +64,22 @@ def merge(
     """
     options = merge_options(data, copy_images=copy_images, class_map=class_map, link_images=link_images)
     return merge_datasets(sources, Path(output_dir), options, progress)
+
+
+def publish_version(folder: Path, manifest_path: Path | None, data: DataConfig) -> str | None:
+    """Register ``folder`` as a new ClearML Dataset version when ``data.clearml_dataset`` names one.
+
+    The parent is the latest version of that name, and the dataset manifest is the version's metadata.
+
+    Returns:
+        The new version's id, or None when no dataset name is configured.
+
+    Raises:
+        TrackingError: ClearML refused the upload or is unreachable.
+    """
+    if not data.clearml_dataset:
+        return None
+    from rfdetr_trainer.integrations.clearml.dataset import register_version
+
+    return register_version(Path(folder), name=data.clearml_dataset, project=data.clearml_dataset_project,
+                            manifest_path=manifest_path)

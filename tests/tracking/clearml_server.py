@@ -112,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         path = unquote(urlsplit(self.path).path)
         name = path.strip("/").split("/")[-1]
-        if re.fullmatch(r"[a-z_]+\.[a-z_]+", name) and "/" not in path.strip("/"):
+        if re.fullmatch(r"/(v[\d.]+/)?[a-z_]+\.[a-z_]+", path):  # API calls may carry a /v2.x/ prefix
             try:
                 payload = json.loads(body or b"{}")
             except ValueError:
@@ -207,7 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
             task = {"id": tid, "status": "created", "created": _now(), "last_update": _now(),
                     "system_tags": [], "tags": [], "execution": {"artifacts": []}, "hyperparams": {},
                     "configuration": {}, "runtime": {}, "user": "u1", "company": "c1", "comment": "",
-                    "models": {"input": [], "output": []}, "last_iteration": 0, "status_changed": _now()}
+                    "models": {"input": [], "output": []}, "last_iteration": 0, "status_changed": _now(),
+                    "output": {"destination": None}, "script": {}, "container": {}, "last_metrics": {}}
             _deep_merge(task, json.loads(json.dumps(p)))
             st.tasks[tid] = task
             return {"id": tid}
@@ -285,6 +286,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients hanging up are not server faults
+            super().handle_error(request, client_address)
 
     def __init__(self, state: ClearMLState) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
