@@ -24,7 +24,9 @@ def fetch_command(
     minio_bucket: o.MinioBucket = None, minio_prefix: o.MinioPrefix = None, refresh: o.Refresh = None,
     split: o.Split = None, split_seed: o.SplitSeed = None, group_by_source: o.GroupBySource = None,
     class_map: o.ClassMap = None, strict: o.Strict = None, skip_missing: o.SkipMissing = None,
-    cache_dir: o.CacheDir = None, config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
+    cache_dir: o.CacheDir = None, clearml_dataset: o.ClearMLDataset = None,
+    clearml_dataset_id: o.ClearMLDatasetId = None,
+    config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
 ) -> None:
     """Fetch CVAT tasks/projects, S3/MinIO prefixes or local folders and lay them out as train/valid/test."""
     from rfdetr_trainer.pipeline.stages import fetch_stage

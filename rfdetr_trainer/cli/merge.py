@@ -54,13 +54,14 @@ def merge_command(
     class_map: o.ClassMap = None, rename: Rename = None, drop: Drop = None, box_fix: BoxFix = None,
     strict: o.Strict = None, skip_missing: o.SkipMissing = None, no_images: NoImages = False,
     no_links: NoLinks = False,
+    clearml_dataset: o.ClearMLDataset = None,
     config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
 ) -> None:
     """Merge datasets: classes united by name, ids renumbered, duplicates stored once, split into
     train/valid/test, with dataset_manifest.json. Prints the output folder last."""
     from rfdetr_trainer.coco.classmap import class_map_from_flags
     from rfdetr_trainer.integrations.progress import stderr_progress
-    from rfdetr_trainer.services.merge import merge
+    from rfdetr_trainer.services.merge import merge, publish_version
 
     settings = load(locals())
     if box_fix is not None:
@@ -70,6 +71,7 @@ def merge_command(
             source_refs(sources), settings.data.output_dir, settings.data, copy_images=not no_images,
             link_images=not no_links, class_map=class_map_from_flags(rename or [], drop or []), progress=progress,
         )
+        clearml_id = publish_version(result.output_dir, result.manifest_path, settings.data)
     summary = {
         "output_dir": str(result.output_dir),
         "manifest": str(result.manifest_path),
@@ -85,4 +87,6 @@ def merge_command(
         "findings": {code: sum(1 for f in result.findings if f.code == code)
                      for code in sorted({f.code for f in result.findings})},
     }
+    if clearml_id:
+        summary["clearml_dataset_id"] = clearml_id
     emit(summary, as_json=json_out, last_line=None if json_out else str(result.output_dir))

@@ -81,6 +81,12 @@ SkipMissing = Annotated[Optional[bool], typer.Option(
 CacheDir = Annotated[Optional[Path], typer.Option(
     "--cache-dir", help="where CVAT/S3 downloads are cached (default: the user's cache folder).",
     rich_help_panel=DATA, show_default=False)]
+ClearMLDataset = Annotated[Optional[str], typer.Option(
+    "--clearml-dataset", help="register the prepared dataset as a new version of this ClearML Dataset.",
+    rich_help_panel=DATA, show_default=False)]
+ClearMLDatasetId = Annotated[Optional[str], typer.Option(
+    "--clearml-dataset-id", help="train on this ClearML Dataset version (pulled with get_local_copy).",
+    rich_help_panel=DATA, show_default=False)]
 UploadTo = Annotated[Optional[str], typer.Option(
     "--upload-to", help="s3://bucket/prefix to upload the run's artifacts to.", rich_help_panel=DATA,
     show_default=False)]
@@ -251,6 +257,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "minio_bucket": ("data.minio.bucket", "--minio-bucket"),
     "minio_prefix": ("data.minio.prefixes", "--minio-prefix"),
     "upload_to": ("data.minio.upload_to", "--upload-to"),
+    "clearml_dataset": ("data.clearml_dataset", "--clearml-dataset"),
+    "clearml_dataset_id": ("data.clearml_dataset_id", "--clearml-dataset-id"),
     "split_seed": ("data.split.seed", "--split-seed"),
     "group_by_source": ("data.split.group_by_source", "--group-by-source"),
     "class_map": ("data.class_map", "--class-map"),

@@ -14,6 +14,7 @@ def run_command(
     split: o.Split = None, split_seed: o.SplitSeed = None, group_by_source: o.GroupBySource = None,
     class_map: o.ClassMap = None, strict: o.Strict = None, skip_missing: o.SkipMissing = None,
     cache_dir: o.CacheDir = None, upload_to: o.UploadTo = None,
+    clearml_dataset_id: o.ClearMLDatasetId = None,
     model_type: o.ModelType = None, pretrain_weights: o.PretrainWeights = None, num_classes: o.NumClasses = None,
     epochs: o.Epochs = None, batch_size: o.BatchSize = None, grad_accum_steps: o.GradAccum = None, lr: o.Lr = None,
     resolution: o.Resolution = None, weight_decay: o.WeightDecay = None, device: o.Device = None,

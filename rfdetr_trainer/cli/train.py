@@ -8,6 +8,7 @@ from rfdetr_trainer.cli.common import emit, load, stdout_to_stderr
 
 def train_command(
     dataset_dir: o.DatasetDir = None, data_dir: o.DataOutputDir = None, model_type: o.ModelType = None,
+    clearml_dataset_id: o.ClearMLDatasetId = None,
     pretrain_weights: o.PretrainWeights = None, num_classes: o.NumClasses = None, epochs: o.Epochs = None,
     batch_size: o.BatchSize = None, grad_accum_steps: o.GradAccum = None, lr: o.Lr = None,
     resolution: o.Resolution = None, weight_decay: o.WeightDecay = None, device: o.Device = None,

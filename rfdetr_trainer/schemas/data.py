@@ -93,7 +93,7 @@ class SplitConfig(Section):
 class DataConfig(Section):
     """Data sources and the prepared dataset."""
 
-    source_type: Literal["auto", "local", "cvat", "minio"] = Field(
+    source_type: Literal["auto", "local", "cvat", "minio", "clearml"] = Field(
         "auto", description="which source to fetch from (auto: whichever is configured)"
     )
     cvat: CvatConfig = Field(default_factory=CvatConfig)
@@ -110,6 +110,10 @@ class DataConfig(Section):
     cache_dir: Path = Field(
         default_factory=lambda: default_cache_dir(),
         description="downloaded CVAT/S3 exports, reused when unchanged (default: the user's cache folder)")
+    clearml_dataset: str | None = Field(None, description="register the prepared dataset as a ClearML Dataset "
+                                        "version of this name (parent: its latest version)")
+    clearml_dataset_project: str = Field("rfdetr-trainer", description="ClearML project of registered datasets")
+    clearml_dataset_id: str | None = Field(None, description="use this ClearML Dataset version as the source")
 
     @field_validator("class_map", mode="before")
     @classmethod
@@ -120,6 +124,8 @@ class DataConfig(Section):
         """The source to use: ``source_type`` or, for ``auto``, the one that is configured."""
         if self.source_type != "auto":
             return self.source_type
+        if self.clearml_dataset_id:
+            return "clearml"
         if self.cvat.task_ids or self.cvat.project_ids:
             return "cvat"
         if self.minio.bucket or self.minio.prefixes:

@@ -23,6 +23,7 @@ class FetchResult:
     manifest_path: Path | None = None
     counts: dict[str, Any] = field(default_factory=dict)
     in_place: bool = False
+    clearml_dataset_id: str | None = None  # the ClearML Dataset version registered from this fetch
 
     def provenance(self) -> dict[str, Any]:
         """What training stores in every checkpoint's notes: where the data came from and what it held.
@@ -48,6 +49,7 @@ class FetchResult:
             "in_place": self.in_place,
             "sources": [{"name": s.name, "path": str(s.path), "origin": s.origin} for s in self.sources],
             "counts": self.counts,
+            **({"clearml_dataset_id": self.clearml_dataset_id} if self.clearml_dataset_id else {}),
         }
 
 
@@ -62,6 +64,15 @@ def collect_sources(data: DataConfig, *, progress: Any = None) -> list[SourceRef
         from rfdetr_trainer.integrations.s3 import fetch_s3
 
         return fetch_s3(data.minio, Path(data.cache_dir), progress=progress, strict=data.strict)
+    if kind == "clearml":
+        from rfdetr_trainer.integrations.clearml.dataset import pull_version
+
+        if not data.clearml_dataset_id:
+            raise ConfigError("source type clearml needs a dataset id", hint="pass --clearml-dataset-id ID")
+        # Inside a running ClearML task the alias records the dataset id on it (Datasets/train).
+        local = pull_version(data.clearml_dataset_id)
+        return [SourceRef(local, f"clearml-{data.clearml_dataset_id[:12]}",
+                          {"type": "clearml", "dataset_id": data.clearml_dataset_id})]
     if not data.local.dataset_dirs:
         raise ConfigError(
             "no data source configured",
@@ -123,7 +134,7 @@ def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
         SourceError, AuthError: a remote source failed.
     """
     from rfdetr_trainer.services.inspect import inspect_dataset, raise_for_report
-    from rfdetr_trainer.services.merge import merge
+    from rfdetr_trainer.services.merge import merge, publish_version
 
     refs = collect_sources(data, progress=progress)
     single = _in_place_candidate(data, refs)
@@ -140,8 +151,13 @@ def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
             raise_for_report(report, data.strict)
         if not needs_merge:
             log.info("using %s in place (already train/valid/test)", single)
-            return FetchResult(single, refs, None, dict(getattr(report, "counts", {}) or {}), in_place=True)
+            manifest = single / "dataset_manifest.json"
+            version = publish_version(single, manifest if manifest.is_file() else None, data)
+            return FetchResult(single, refs, None, dict(getattr(report, "counts", {}) or {}), in_place=True,
+                               clearml_dataset_id=version)
         log.info("%s: %d image(s) need the merge (%s); preparing %s", single, len(needs_merge),
                  ", ".join(sorted({f.code for f in needs_merge})), data.output_dir)
     result = merge(refs, Path(data.output_dir), data, progress=progress)
-    return FetchResult(Path(result.output_dir).resolve(), refs, result.manifest_path, dict(result.counts))
+    version = publish_version(result.output_dir, result.manifest_path, data)
+    return FetchResult(Path(result.output_dir).resolve(), refs, result.manifest_path, dict(result.counts),
+                       clearml_dataset_id=version)

@@ -14,7 +14,7 @@ from rfdetr_trainer.schemas.data import DataConfig
 
 log = get_logger(__name__)
 
-__all__ = ["MergeResult", "merge", "merge_options"]
+__all__ = ["MergeResult", "merge", "merge_options", "publish_version"]
 
 
 def merge_options(
@@ -81,3 +81,22 @@ def merge(
         if finding.code in LOUD:  # each on its own line; a counter in the summary is easy to miss
             log.warning("%s [%s]", finding.line(), finding.code)
     return result
+
+
+def publish_version(folder: Path, manifest_path: Path | None, data: DataConfig) -> str | None:
+    """Register ``folder`` as a new ClearML Dataset version when ``data.clearml_dataset`` names one.
+
+    The parent is the latest version of that name, and the dataset manifest is the version's metadata.
+
+    Returns:
+        The new version's id, or None when no dataset name is configured.
+
+    Raises:
+        TrackingError: ClearML refused the upload or is unreachable.
+    """
+    if not data.clearml_dataset:
+        return None
+    from rfdetr_trainer.integrations.clearml.dataset import register_version
+
+    return register_version(Path(folder), name=data.clearml_dataset, project=data.clearml_dataset_project,
+                            manifest_path=manifest_path)
