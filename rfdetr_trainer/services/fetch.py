@@ -23,6 +23,7 @@ class FetchResult:
     manifest_path: Path | None = None
     counts: dict[str, Any] = field(default_factory=dict)
     in_place: bool = False
+    totals: dict[str, int] = field(default_factory=dict)
 
     def provenance(self) -> dict[str, Any]:
         """What training stores in every checkpoint's notes: where the data came from and what it held.
@@ -48,6 +49,9 @@ class FetchResult:
             "in_place": self.in_place,
             "sources": [{"name": s.name, "path": str(s.path), "origin": s.origin} for s in self.sources],
             "counts": self.counts,
+            "kept": f"{self.counts.get('images', 0)} / {self.totals.get('images', self.counts.get('images', 0))} "
+                    f"images, {self.counts.get('annotations', 0)} / "
+                    f"{self.totals.get('annotations', self.counts.get('annotations', 0))} annotations",
         }
 
 
@@ -144,4 +148,5 @@ def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
         log.info("%s: %d image(s) need the merge (%s); preparing %s", single, len(needs_merge),
                  ", ".join(sorted({f.code for f in needs_merge})), data.output_dir)
     result = merge(refs, Path(data.output_dir), data, progress=progress)
-    return FetchResult(Path(result.output_dir).resolve(), refs, result.manifest_path, dict(result.counts))
+    return FetchResult(Path(result.output_dir).resolve(), refs, result.manifest_path, dict(result.counts),
+                       totals=dict(result.totals))
