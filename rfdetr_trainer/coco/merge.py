@@ -229,6 +229,7 @@ class _Merger:
         self.unusable: list[dict[str, Any]] = []  # images missing, undecodable or of another size
         self.rotate: set[int] = set()  # images stored EXIF-rotated: written upright
         self.dropped_categories: list[dict[str, Any]] = []
+        self.parent_names: set[str] = set()  # categories that group others in their own file (Roboflow's root)
 
     # ---- pass 1 -------------------------------------------------------------------------------------------
 
@@ -265,6 +266,11 @@ class _Merger:
         src_map = self.class_maps[f.src]
         seen_old = {(m["old_id"], m["old_name"]) for m in src_map}
         id_of_name: dict[str, Any] = {}
+        # rfdetr judges parents within one file's list; whether they have annotations is settled after pass 1.
+        for cat in parent_categories([c for c in cats if check_category_record(c, f.label) is None], set()):
+            new = self.opt.class_map.apply(cat["name"].strip())
+            if new is not None:
+                self.parent_names.add(new)
         for cat in cats:
             bad = check_category_record(cat, f.label)
             if bad is not None:
@@ -345,17 +351,16 @@ class _Merger:
 
     def _drop_parent_categories(self) -> None:
         """Leave out what rfdetr 1.11 leaves out (``filter_parent_categories``): a category named as another's
-        ``supercategory`` with no annotation in any source. Nothing is read again when no category is a parent.
+        ``supercategory`` in its own file, with no annotation in any source. Judged per file, as rfdetr would
+        judge each source, so the root stays out whichever source's records the merged categories carry. Nothing
+        is read again when no category is a parent.
         """
-        parents = parent_categories(
-            [{**rec, "id": n, "name": self.cat_names[n]} for n, rec in enumerate(self.cat_records)], set()
-        )
-        if not parents:
+        if not self.parent_names:
             return
         used = set()
         for f in self.files:
             used.update(f.cats)
-        gone = {c["id"] for c in parents if c["id"] not in used}
+        gone = {self.cat_index[name] for name in self.parent_names if self.cat_index[name] not in used}
         if not gone or len(gone) == len(self.cat_names):
             return
         remap = array("q")

@@ -58,6 +58,10 @@ def render_report(report: ValidationReport, console: Any, listed_per_code: int =
                 lines.append(f"… {len(items) - listed_per_code} more (see --json)")
             found.add_row(f"[{_STYLE[sev]}]{sev}", code, str(len(items)), "\n".join(lines))
         console.print(found)
+    total = report.counts.get("images", 0)
+    usable = total - len({where for _, where in report.unusable})
+    console.print(f"usable: {usable} / {total} images, {report.counts.get('annotations', 0)} annotations"
+                  + (f" ({total - usable} missing, undecodable or of another size)" if usable != total else ""))
     errors, warnings = len(report.errors), len(report.warnings)
     verdict = "[bold green]OK" if report.ok else "[bold red]FAILED"
     strict = " (strict: warnings fail)" if report.strict else ""

@@ -142,6 +142,7 @@ class ValidationReport:
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "counts": self.counts,
+            "unusable_images": [{"code": code, "file": where} for code, where in self.unusable],
             "finding_counts": self.finding_counts(),
             "findings": [f.to_dict() for f in self.findings],
         }

@@ -24,6 +24,7 @@ class FetchResult:
     counts: dict[str, Any] = field(default_factory=dict)
     in_place: bool = False
     clearml_dataset_id: str | None = None  # the ClearML Dataset version registered from this fetch
+    totals: dict[str, int] = field(default_factory=dict)
 
     def provenance(self) -> dict[str, Any]:
         """What training stores in every checkpoint's notes: where the data came from and what it held.
@@ -50,6 +51,9 @@ class FetchResult:
             "sources": [{"name": s.name, "path": str(s.path), "origin": s.origin} for s in self.sources],
             "counts": self.counts,
             **({"clearml_dataset_id": self.clearml_dataset_id} if self.clearml_dataset_id else {}),
+            "kept": f"{self.counts.get('images', 0)} / {self.totals.get('images', self.counts.get('images', 0))} "
+                    f"images, {self.counts.get('annotations', 0)} / "
+                    f"{self.totals.get('annotations', self.counts.get('annotations', 0))} annotations",
         }
 
 
@@ -160,4 +164,4 @@ def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
     result = merge(refs, Path(data.output_dir), data, progress=progress)
     version = publish_version(result.output_dir, result.manifest_path, data)
     return FetchResult(Path(result.output_dir).resolve(), refs, result.manifest_path, dict(result.counts),
-                       clearml_dataset_id=version)
+                       totals=dict(result.totals), clearml_dataset_id=version)

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
 from coco_fixtures import Img, ann, class_counts, write_dataset  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
+
 from rfdetr_trainer.cli.app import app  # noqa: E402
 
 runner = CliRunner()
@@ -107,3 +109,28 @@ def test_merge_and_inspect_help_import_nothing_heavy():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_issue_8_fruit_and_raccoon_merge_in_full(tmp_path, monkeypatch):
+    """The report's two exports: a CVAT 'COCO 1.0' saved flat and Roboflow's root file with images/ (and its
+    synthetic root category). Every image of both is merged; the root is no class."""
+    from export_fixtures import CLASSES, N_ANNS, N_IMAGES, cvat_coco_renamed_flat, roboflow_coco_root
+
+    monkeypatch.chdir(tmp_path)
+    fruit = cvat_coco_renamed_flat(tmp_path / "fruit")
+    raccoon = roboflow_coco_root(tmp_path / "raccoon")
+    # Different pixels for the second source, so no image is a byte-identical duplicate of the first's.
+    from coco_fixtures import jpeg_bytes
+    from PIL import Image
+
+    for n, p in enumerate(sorted((raccoon / "images").iterdir())):
+        with Image.open(p) as img:
+            size = img.size
+        p.write_bytes(jpeg_bytes(size, (250, 30 * n, 3)))
+    result = runner.invoke(app, ["merge", str(fruit), str(raccoon), "-o", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["images"], summary["annotations"]) == (2 * N_IMAGES, 2 * N_ANNS)
+    assert summary["kept"] == f"{2 * N_IMAGES} / {2 * N_IMAGES} images, {2 * N_ANNS} / {2 * N_ANNS} annotations"
+    assert list(summary["classes"]) == CLASSES and summary["dropped_categories"] == ["raccoons-fox"]
+    assert summary["dropped"] == {}

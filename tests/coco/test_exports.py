@@ -124,3 +124,30 @@ def test_base_name_anywhere_and_windows_separators(tmp_path):
     ds = open_dataset(src)
     assert ds.resolve_image(ds.subsets[0], moved.name) == f"deep/er/{moved.name}"
     assert ds.resolve_image(ds.subsets[0], f"C:\\Users\\me\\export\\{moved.name}") == f"deep/er/{moved.name}"
+
+
+@pytest.mark.parametrize("name", ["ultralytics-yolo", "cvat-yolo-1.1", "roboflow-coco-root"])
+def test_fetch_dataset_dir_prepares_the_export(tmp_path, name):
+    from rfdetr_trainer.schemas.data import DataConfig
+    from rfdetr_trainer.services.fetch import fetch
+
+    src = LAYOUTS[name][0](tmp_path / name)
+    data = DataConfig(local={"dataset_dirs": [src]}, output_dir=tmp_path / "prepared")
+    result = fetch(data)
+    assert result.dataset_dir == (tmp_path / "prepared").resolve() and not result.in_place
+    assert (result.counts["images"], result.counts["annotations"]) == (N_IMAGES, N_ANNS)
+    assert class_counts(result.dataset_dir) == CLASS_COUNTS
+    assert result.to_dict()["kept"] == f"{N_IMAGES} / {N_IMAGES} images, {N_ANNS} / {N_ANNS} annotations"
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("0 0.5 0.5 0.2", "expected 'class cx cy w h' or a polygon, got 3 numbers"),
+    ("7 0.5 0.5 0.2 0.2", "class 7 is not in the 2 names"),
+    ("car 0.5 0.5 0.2 0.2", "not a YOLO label line"),
+])
+def test_bad_yolo_label_line_names_file_and_line(tmp_path, line, message):
+    src = LAYOUTS["ultralytics-yolo"][0](tmp_path / "y")
+    label = src / "labels" / "train" / "r1.txt"
+    label.write_text(label.read_text() + line + "\n")
+    with pytest.raises(DatasetError, match=rf"labels/train/r1.txt:2: {message}"):
+        merge_datasets([SourceRef(src, "s")], tmp_path / "out", MergeOptions())
