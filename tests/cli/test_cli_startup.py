@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -66,7 +67,7 @@ def test_design_flags_reach_the_settings(tmp_path):
     params = {"cvat_task_ids": [100], "project_name": "ObjectDetection", "task_name": "experiment-v1",
               "model_type": "base", "epochs": 200, "batch_size": 4, "lr": 0.0001, "resolution": 640,
               "early_stopping": True, "early_stopping_patience": 20, "export_format": ["onnx"],
-              "tags": ["production", "v1.0"], "env_file": tmp_path / ".env"}
+              "tags": ["production", "v1.0"], "env_file": Path(os.devnull)}
     assert overrides(params)["experiment.clearml.tags"] == ["production", "v1.0"]
     s = load(params)
     assert s.data.cvat.task_ids == [100] and s.data.resolved_source() == "cvat"
