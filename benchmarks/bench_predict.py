@@ -10,6 +10,9 @@ Model: ``--checkpoint`` when given, else RF-DETR Nano built from scratch (offlin
 - ours, ONNX Runtime: the same through the model exported to ONNX (dynamic batch; export time not counted),
   CUDA execution provider when available.
 
+The contenders run in interleaved rounds of ``--round`` images (order rotating), so a shared machine's load
+changes fall on all of them alike.
+
 Prints images/s side by side, the ratio to the anchor (goal on CPU: best of ours >= 2x), and whether each of ours
 found the same detections as rfdetr (same classes, scores within 1e-3, boxes within 1 px). rfdetr's detections of
 a spare logit slot (a class the model was not trained on, which ours never emit) are left out of the comparison.
@@ -101,6 +104,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--checkpoint")
     parser.add_argument("--threshold", type=float)
+    parser.add_argument("--round", type=int, default=20, help="images per interleaved round")
     args = parser.parse_args()
 
     import torch
@@ -130,18 +134,30 @@ def main() -> None:
         ours_onnx = OnnxBackend(onnx_path, device="auto")
         print(f"ONNX Runtime providers: {ours_onnx.session.get_providers()}")
 
-        rows = []
-        rfdetr_predict(model, paths[:4], threshold)
-        start = time.perf_counter()
-        reference = rfdetr_predict(model, paths, threshold)
-        anchor = len(paths) / (time.perf_counter() - start)
-        rows.append(("rfdetr model.predict(), one image at a time (anchor)", anchor, None))
-        for name, backend in (("ours, PyTorch, batched", ours_torch), ("ours, ONNX Runtime, batched", ours_onnx)):
-            detect(backend, paths[:4], threshold=threshold, batch_size=args.batch_size)
-            start = time.perf_counter()
-            got = detect(backend, paths, threshold=threshold, batch_size=args.batch_size)
-            rate = len(paths) / (time.perf_counter() - start)
-            rows.append((name, rate, same(reference, got, num_classes)))
+        contenders = [
+            ("rfdetr model.predict(), one image at a time (anchor)", lambda chunk: rfdetr_predict(model, chunk,
+                                                                                                   threshold)),
+            ("ours, PyTorch, batched", lambda chunk: detect(ours_torch, chunk, threshold=threshold,
+                                                            batch_size=args.batch_size)),
+            ("ours, ONNX Runtime, batched", lambda chunk: detect(ours_onnx, chunk, threshold=threshold,
+                                                                 batch_size=args.batch_size)),
+        ]
+        for _, run in contenders:
+            run(paths[:4])  # warm-up
+        # Interleaved rounds (rotating the order) so that a shared machine's changing load falls on every
+        # contender alike; each contender's time is the sum over rounds.
+        seconds = [0.0] * len(contenders)
+        outputs: list[list] = [[] for _ in contenders]
+        chunks = [paths[i:i + args.round] for i in range(0, len(paths), args.round)]
+        for r, chunk in enumerate(chunks):
+            for k in [(r + j) % len(contenders) for j in range(len(contenders))]:
+                start = time.perf_counter()
+                outputs[k].extend(contenders[k][1](chunk))
+                seconds[k] += time.perf_counter() - start
+        anchor = len(paths) / seconds[0]
+        rows = [(contenders[0][0], anchor, None)]
+        for k in (1, 2):
+            rows.append((contenders[k][0], len(paths) / seconds[k], same(outputs[0], outputs[k], num_classes)))
         print(f"{'contender':<56} {'images/s':>9} {'vs anchor':>10} {'same detections':>16}")
         for name, rate, agree in rows:
             match = "-" if agree is None else f"{agree[0]}/{agree[1]}"
