@@ -115,9 +115,9 @@ def run_callbacks(*, max_steps: int | None = None, max_time: float | None = None
     if max_steps:
         out.append(StepLimit(max_steps))
     if max_time:
-        from pytorch_lightning.callbacks import Timer  # noqa: TID253 - see module docstring
-
         from datetime import timedelta
+
+        from pytorch_lightning.callbacks import Timer  # noqa: TID253 - see module docstring
 
         out.append(Timer(duration=timedelta(seconds=max_time), interval="step"))
     if loggers:
