@@ -187,3 +187,24 @@ def test_lora_without_peft_is_a_clear_error(dataset, tmp_path, monkeypatch):
                       "--output-dir", str(tmp_path / "runs")])
     assert result.exit_code == ConfigError.exit_code
     assert "peft" in result.stderr and "rfdetr-trainer[lora]" in result.stderr
+
+
+def test_trainer_settings_train_does_not_take_become_callbacks(tmp_path):
+    """--max-time and --max-steps reach the Trainer rfdetr builds as callbacks (RFDETR.train() has no such args)."""
+    from pytorch_lightning.callbacks import Timer
+
+    from rfdetr_trainer.integrations.rfdetr.callbacks import AttachLoggers, MetricsLog, StepLimit
+    from rfdetr_trainer.pipeline.context import RunPaths
+    from rfdetr_trainer.schemas import TrainingConfig
+    from rfdetr_trainer.services.train import project_callbacks
+
+    callbacks = project_callbacks(TrainingConfig(max_time="1.5h", max_steps=7), RunPaths(tmp_path / "run"),
+                                  tensorboard=True, show_progress=False, extra=["tracker"])
+    assert isinstance(callbacks[0], MetricsLog) and callbacks[-1] == "tracker"
+    (timer,) = [c for c in callbacks if isinstance(c, Timer)]
+    assert timer.time_remaining() == 5400
+    (limit,) = [c for c in callbacks if isinstance(c, StepLimit)]
+    assert limit.max_steps == 7
+    (attach,) = [c for c in callbacks if isinstance(c, AttachLoggers)]
+    assert [type(lg).__name__ for lg in attach.loggers] == ["TensorBoardLogger"]
+    assert Path(attach.loggers[0].log_dir) == tmp_path / "run" / "tensorboard"

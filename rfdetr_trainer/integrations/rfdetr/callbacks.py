@@ -108,20 +108,22 @@ class StepLimit(Callback):
         trainer.fit_loop.epoch_loop.max_steps = self.max_steps
 
 
-def run_callbacks(*, max_steps: int | None = None, max_time: str | None = None,
+def run_callbacks(*, max_steps: int | None = None, max_time: float | None = None,
                   loggers: list[Any] | None = None) -> list[Any]:
     """Callbacks that carry Trainer settings ``RFDETR.train()`` doesn't take: a step limit, a time budget, loggers.
 
-    ``max_time`` is Lightning's ``Timer`` duration (``"DD:HH:MM:SS"``); it stops at a step boundary and lets the
-    checkpoint callbacks write as at a normal end.
+    ``max_time`` (seconds) becomes Lightning's own ``Timer`` callback, what ``Trainer(max_time=...)`` adds: it
+    stops at a step boundary and lets the checkpoint callbacks write as at a normal end.
     """
     out: list[Any] = []
     if max_steps:
         out.append(StepLimit(max_steps))
     if max_time:
+        from datetime import timedelta
+
         from pytorch_lightning.callbacks import Timer  # noqa: TID253 - see module docstring
 
-        out.append(Timer(duration=max_time, interval="step"))
+        out.append(Timer(duration=timedelta(seconds=max_time), interval="step"))
     if loggers:
         out.append(AttachLoggers(loggers))
     return out

@@ -18,7 +18,7 @@ from typing import Any
 from rfdetr_trainer.errors import CheckpointError, DatasetError
 
 #: State-dict keys of the class-logits layers; their first dimension is num_classes + 1.
-CLASS_HEAD = re.compile(r"(^|\.)class_embed(\.\d+)?\.(weight|bias)$")
+CLASS_HEAD = re.compile(r"(^|\.|_)class_embed(\.\d+)?\.(weight|bias)$")
 
 
 @dataclass
