@@ -55,12 +55,16 @@ def test_job_filters_and_ground_truth(tmp_path, version, downloader, stages, sta
         image_ids = {i["id"] for i in doc["images"]}
         assert {a["image_id"] for a in doc["annotations"]} == image_ids
     assert [a["id"] for a in docs["test"]["annotations"]] == [1, 2]
+    # Test frames carry the ground-truth job's expert boxes, not the annotators' copies in the task export.
+    assert [(a["bbox"], a["category_id"]) for a in docs["test"]["annotations"]] == [([4.0, 4.0, 16.0, 16.0], 1)] * 2
+    assert all(a["bbox"] == [2.0, 3.0, 10.0, 8.0] for a in docs["default"]["annotations"])
     for subset, names in subsets.items():
         assert all((ref.path / "images" / subset / n).is_file() for n in names)
     jobs = ref.origin["jobs"]
     assert jobs["frames_total"] == 12 and jobs["frames_kept"] == len(kept)
     assert jobs["frames_ground_truth_to_test"] == 2 and jobs["frames_skipped_honeypot"] == 0
     assert jobs["frames_skipped_by_job_filter"] == 12 - 2 - len(kept)
+    assert jobs["ground_truth_annotations"] == 2
     assert ref.path.name == "task-20.jobs" and (tmp_path / "cvat").is_dir()
 
 
@@ -138,3 +142,17 @@ def test_fetch_cli_puts_ground_truth_only_in_test_and_counts_skips_in_manifest(t
     assert jobs["frames_skipped_by_job_filter"] == 5 and jobs["frames_ground_truth_to_test"] == 2
     manifest = json.loads((prepared / "dataset_manifest.json").read_text())
     assert json.dumps(jobs, sort_keys=True) in json.dumps(manifest, sort_keys=True)
+
+
+def test_ratio_split_with_ground_truth_is_refused(tmp_path, monkeypatch):
+    state = CvatState()
+    state.add_task(_reviewed_task())
+    with CvatServer(state) as server:
+        for key, value in (("CVAT_HOST", server.url), ("CVAT_USERNAME", "admin"), ("CVAT_PASSWORD", "secret")):
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
+        result = CliRunner().invoke(app, ["fetch", "--cvat-task-ids", "20", "--split", "0.8", "0.1", "0.1",
+                                          "--data-dir", str(tmp_path / "out"), "--env-file", str(tmp_path / "x")])
+    assert result.exit_code == 3, result.output
+    assert "ground-truth frames of cvat-task-20 could land in train" in result.output
+    assert not (tmp_path / "out").exists()
