@@ -141,6 +141,10 @@ def fetch(data: DataConfig, *, progress: Any = None) -> FetchResult:
     from rfdetr_trainer.services.merge import merge, publish_version
 
     refs = collect_sources(data, progress=progress)
+    held_out = [r.name for r in refs if (r.origin.get("jobs") or {}).get("frames_ground_truth_to_test")]
+    if held_out and data.split.mode == "ratio":
+        raise ConfigError(f"--split re-splits every image, so ground-truth frames of {held_out[0]} could land in "
+                          "train", hint="drop --split to keep the CVAT subsets, or pass --no-gt-to-test")
     single = _in_place_candidate(data, refs)
     if single is not None:
         report = inspect_dataset(single, box_fix="none", strict=data.strict)

@@ -120,6 +120,7 @@ class AnnotationRoutes:
             ("GET", r"^/api/jobs/?$", self._jobs),
             ("GET", r"^/api/jobs/(\d+)/?$", self._job),
             ("GET", r"^/api/jobs/(\d+)/data/meta/?$", self._job_meta),
+            ("GET", r"^/api/jobs/(\d+)/annotations/?$", self._job_annotations),
             ("GET", rf"^{p}/tasks/(\d+)/data/meta/?$", self._meta),
             ("GET", rf"^{p}/tasks/(\d+)/data/?$", self._frame),
             ("GET", r"^/api/tasks/(\d+)/validation_layout/?$", self._validation_layout),
@@ -215,6 +216,28 @@ class AnnotationRoutes:
             meta["included_frames"] = sorted(task.gt_frames)
         meta.update(start_frame=job["start_frame"], stop_frame=job["stop_frame"])
         self._send(200, meta)  # type: ignore[attr-defined]
+
+    def _job_annotations(self, query: dict, job_id: str) -> None:
+        """A job's own annotations: a ground-truth job holds the experts' shapes, apart from the task's."""
+        found = self._find_job(job_id)
+        if not found:
+            return
+        task, job = found
+        st = self.server.state
+        if job["type"] == "ground_truth":
+            if task.gt_shapes is None:
+                first = label_ids(st, task)[0]
+                task.gt_shapes = [{"id": 50000 + f, "type": "rectangle", "frame": f, "label_id": first,
+                                   "points": [4.0, 4.0, 20.0, 20.0], "group": 0, "source": "manual",
+                                   "occluded": False, "outside": False, "z_order": 0, "rotation": 0.0,
+                                   "attributes": [], "elements": []} for f in sorted(task.gt_frames)]
+            shapes = task.gt_shapes
+        else:
+            gt = set(task.gt_frames)
+            shapes = [s for s in self._stored(task)
+                      if job["start_frame"] <= s["frame"] <= job["stop_frame"] and s["frame"] not in gt]
+        self._send(200, {"version": task.version, "tags": [], "shapes": copy.deepcopy(shapes),  # type: ignore[attr-defined]
+                         "tracks": []})
 
     def _meta_body(self, task: FakeTask) -> dict[str, Any]:
         frames = [{"name": n, "width": w, "height": h, "related_files": 0, "has_related_context": False}

@@ -38,6 +38,8 @@ class FakeTask:
     honeypots: dict[int, int] = field(default_factory=dict)
     #: stored annotations; None until first touched (then one human box per frame, as the export has)
     shapes: list[dict] | None = None
+    #: annotations of the ground-truth job; None: one expert box [4, 4, 20, 20] of the first label per GT frame
+    gt_shapes: list[dict] | None = None
     tags: list[dict] = field(default_factory=list)
     tracks: list[dict] = field(default_factory=list)
     version: int = 0

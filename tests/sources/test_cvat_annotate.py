@@ -45,6 +45,16 @@ def tiny_model(tmp_path_factory):
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def truth(tiny_model):
+    """The frames, a threshold, and what the model says on them (computed once: loading it takes seconds)."""
+    checkpoint, dataset = tiny_model
+    frames = _frames_of(dataset)
+    conf = _conf_for(checkpoint, frames)
+    expected, unknown = _expected(checkpoint, frames, conf)
+    return checkpoint, frames, conf, expected, unknown
+
+
 def _frames_of(dataset: Path) -> list[tuple[str, bytes]]:
     images = sorted((dataset / "test").glob("*.jpg")) + sorted((dataset / "valid").glob("*.jpg"))
     return [(f"batch/{p.name}", p.read_bytes()) for p in images[:4]]
@@ -121,12 +131,8 @@ def _auto(task: FakeTask):
 @pytest.mark.slow
 @pytest.mark.parametrize("version,downloader", [("2.73.0", "sdk"), ("2.73.0", "http"), ("2.14.0", "auto"),
                                                 ("1.7.0", "auto")])
-def test_annotate_uploads_the_models_boxes_and_keeps_human_work(tiny_model, tmp_path, version, downloader,
-                                                                 monkeypatch):
-    checkpoint, dataset = tiny_model
-    frames = _frames_of(dataset)
-    conf = _conf_for(checkpoint, frames)
-    expected, unknown = _expected(checkpoint, frames, conf)
+def test_annotate_uploads_the_models_boxes_and_keeps_human_work(truth, tmp_path, version, downloader, monkeypatch):
+    checkpoint, frames, conf, expected, unknown = truth
 
     state = CvatState(version=version)
     task = state.add_task(_task(frames))
@@ -166,19 +172,16 @@ def test_annotate_uploads_the_models_boxes_and_keeps_human_work(tiny_model, tmp_
 
 
 @pytest.mark.slow
-def test_dry_run_uploads_nothing_and_writes_coco_results(tiny_model, tmp_path, monkeypatch):
-    checkpoint, dataset = tiny_model
-    frames = _frames_of(dataset)
-    conf = _conf_for(checkpoint, frames)
-    expected, _ = _expected(checkpoint, frames, conf)
+def test_dry_run_uploads_nothing_and_writes_coco_results(truth, tmp_path, monkeypatch):
+    checkpoint, frames, conf, expected, _ = truth
     state = CvatState()
     task = state.add_task(_task(frames))
     with CvatServer(state) as server:
         monkeypatch.setenv("CVAT_HOST", server.url)
         monkeypatch.setenv("CVAT_ACCESS_TOKEN", "pat-admin-0123456789")
-        result = CliRunner().invoke(app, ["annotate", "-w", str(checkpoint), "--cvat-task-ids", "5", "--conf", str(conf),
-                                          "--dry-run", "--output", str(tmp_path / "dry"), "--env-file",
-                                          str(tmp_path / "none.env")])
+        result = CliRunner().invoke(app, ["annotate", "-w", str(checkpoint), "--cvat-task-ids", "5", "--conf",
+                                          str(conf), "--dry-run", "--output", str(tmp_path / "dry"),
+                                          "--env-file", str(tmp_path / "none.env")])
     assert result.exit_code == 0, result.output
     assert task.version == 0 and not _auto(task)
     lines = result.stdout.strip().splitlines()

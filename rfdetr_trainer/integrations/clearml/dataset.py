@@ -78,7 +78,8 @@ def pull_version(dataset_id: str, *, alias: str | None = ALIAS) -> Path:
     try:
         dataset = Dataset.get(dataset_id=dataset_id, alias=alias, silence_alias_warnings=alias is None)
     except ValueError as exc:
-        raise ConfigError(f"ClearML dataset {dataset_id}: not found ({exc})", hint="check --clearml-dataset-id")
+        raise ConfigError(f"ClearML dataset {dataset_id}: not found ({exc})",
+                          hint="check --clearml-dataset-id") from None
     try:
         return Path(dataset.get_local_copy())
     except Exception as exc:  # noqa: BLE001 - storage errors vary by backend

@@ -45,10 +45,12 @@ def frame_plan(api: TaskApi, task_id: int, cfg: Any) -> dict[str, Any]:
     layout = api.validation_layout(task_id) if cfg.gt_to_test else None
     gt: set[int] = set()
     honeypots: set[int] = set()
+    gt_jobs = []
     if cfg.gt_to_test:
         for job in jobs:
             if job.type == "ground_truth":
                 gt.update(job.frames)
+                gt_jobs.append(job.id)
         if layout is not None:
             gt.update(layout.validation_frames)
             honeypots.update(layout.honeypot_frames)
@@ -63,6 +65,7 @@ def frame_plan(api: TaskApi, task_id: int, cfg: Any) -> dict[str, Any]:
         keep.update(job.frames)
     keep -= gt | honeypots
     return {"keep": keep, "gt": gt - honeypots, "honeypots": honeypots, "skipped_jobs": skipped_jobs,
+            "gt_jobs": gt_jobs,
             "filters": {"stage": sorted(stages), "state": sorted(states), "gt_to_test": bool(cfg.gt_to_test)}}
 
 
@@ -88,12 +91,13 @@ def job_view(api: TaskApi, ref: SourceRef, task_id: int, cfg: Any) -> SourceRef:
     if not plan["gt"] and not plan["honeypots"] and not plan["skipped_jobs"]:
         return SourceRef(ref.path, ref.name, {**ref.origin, "jobs": {**_counts(plan, None), "view": False}})
     names = {f.name: f.frame for f in api.frames(task_id)}
+    expert = _ground_truth_shapes(api, task_id, plan["gt_jobs"])
     folder = Path(ref.path)
     view = folder.with_name(folder.name + ".jobs")
     remove_stale_siblings(view)
     tmp = temp_sibling(view, "dir")
     tmp.mkdir(parents=True)
-    counts = {"total": 0, "kept": 0, "gt": 0, "honeypot": 0, "skipped": 0}
+    counts = {"total": 0, "kept": 0, "gt": 0, "honeypot": 0, "skipped": 0, "gt_annotations": 0}
     gt_doc: dict[str, Any] | None = None
     try:
         for ann_file in sorted((folder / "annotations").glob("instances_*.json")):
@@ -119,8 +123,17 @@ def job_view(api: TaskApi, ref: SourceRef, task_id: int, cfg: Any) -> SourceRef:
                     _link(src, tmp / "images" / dest_subset / image["file_name"])
             for ann in doc.get("annotations", []):
                 target = where.get(ann["image_id"])
-                if target is not None:
+                # A ground-truth frame carries the experts' shapes (its job's), not the annotators' copy.
+                if target is not None and not (expert is not None and target is gt_doc):
                     target["annotations"].append(ann)
+            if expert is not None:
+                frame_of = {i["id"]: names.get(i["file_name"]) for i in doc.get("images", [])}
+                for image in doc.get("images", []):
+                    if where.get(image["id"]) is gt_doc:
+                        for ann in coco_from_shapes(expert[1].get(frame_of[image["id"]], []), image["id"],
+                                                    expert[0], doc.get("categories", [])):
+                            gt_doc["annotations"].append(ann)
+                            counts["gt_annotations"] += 1
             out = tmp / "annotations" / ann_file.name
             out.parent.mkdir(parents=True, exist_ok=True)
             if subset.lower() != GT_SUBSET:
@@ -147,7 +160,8 @@ def _counts(plan: dict[str, Any], counts: dict[str, int] | None) -> dict[str, An
     if counts is not None:
         out.update(frames_total=counts["total"], frames_kept=counts["kept"],
                    frames_ground_truth_to_test=counts["gt"], frames_skipped_by_job_filter=counts["skipped"],
-                   frames_skipped_honeypot=counts["honeypot"])
+                   frames_skipped_honeypot=counts["honeypot"],
+                   ground_truth_annotations=counts["gt_annotations"] if plan["gt_jobs"] else None)
     return out
 
 
@@ -171,3 +185,43 @@ def apply_job_views(conn: Any, cfg: Any, refs: list[SourceRef]) -> list[SourceRe
     finally:
         api.close()
     return [views.get(id(r), r) for r in refs]
+
+
+def _ground_truth_shapes(api: TaskApi, task_id: int, job_ids: list[int]):  # type: ignore[no-untyped-def]
+    """``(label names by id, shapes by frame)`` of the task's ground-truth jobs, or None when it has none."""
+    if not job_ids:
+        return None
+    labels = {lab.id: lab.name for lab in api.labels(task_id)}
+    by_frame: dict[int, list[dict[str, Any]]] = {}
+    for job_id in job_ids:
+        for shape in api.job_annotations(task_id, job_id).get("shapes", []):
+            by_frame.setdefault(int(shape["frame"]), []).append(shape)
+    return labels, by_frame
+
+
+def coco_from_shapes(shapes: list[dict[str, Any]], image_id: int, labels: dict[int, str],
+                     categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """CVAT rectangles and polygons as the COCO exporter writes them (protocol §5); other types are dropped."""
+    cat_of = {c["name"]: c["id"] for c in categories}
+    out = []
+    for shape in shapes:
+        kind, pts = shape.get("type"), [float(v) for v in shape.get("points", [])]
+        cat = cat_of.get(labels.get(shape.get("label_id"), ""))
+        if cat is None or kind not in ("rectangle", "polygon") or len(pts) < 4:
+            continue
+        xs, ys = pts[0::2], pts[1::2]
+        x0, y0 = min(xs), min(ys)
+        w, h = max(xs) - x0, max(ys) - y0
+        if kind == "rectangle":
+            seg: list[Any] = []
+            area = w * h
+        else:
+            seg = [pts]
+            area = abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs)))) / 2
+        attrs: dict[str, Any] = {"occluded": bool(shape.get("occluded"))}
+        if kind == "rectangle":
+            attrs["rotation"] = float(shape.get("rotation") or 0.0)
+        out.append({"id": 0, "image_id": image_id, "category_id": cat, "segmentation": seg,
+                    "area": round(area, 2), "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
+                    "iscrowd": 0, "attributes": attrs})
+    return out

@@ -140,6 +140,10 @@ class TaskApi(ABC):
     def validation_layout(self, task_id: int) -> ValidationLayout | None:
         """Validation and honeypot frames, or None where the server has no layout (before 2.24)."""
 
+    @abstractmethod
+    def job_annotations(self, task_id: int, job_id: int) -> dict[str, Any]:
+        """One job's own annotations (a ground-truth job's are kept apart from the task's)."""
+
 
 class HttpTaskApi(TaskApi):
     """:class:`TaskApi` over the project's HTTP client; ``prefix`` is ``/api`` (2.x) or ``/api/v1`` (1.x)."""
@@ -233,6 +237,13 @@ class HttpTaskApi(TaskApi):
         if resp.status_code != 200:
             return None
         return layout_from_record(resp.json())
+
+
+    def job_annotations(self, task_id: int, job_id: int) -> dict[str, Any]:
+        data = self.http.get_json(f"/jobs/{job_id}/annotations", target=Target("task", task_id),
+                                  doing=f"reading annotations of job {job_id}")
+        return {"shapes": list(data.get("shapes") or []), "tags": list(data.get("tags") or []),
+                "tracks": list(data.get("tracks") or [])}
 
 
 def frames_from_meta(meta: Any) -> list[FrameInfo]:

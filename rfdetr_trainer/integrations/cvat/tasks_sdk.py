@@ -153,3 +153,10 @@ class SdkTaskApi(TaskApi):
 
         layout = self._call(task_id, "reading validation layout", read)
         return None if layout is None else layout_from_record(_plain(layout))
+
+    def job_annotations(self, task_id: int, job_id: int) -> dict[str, Any]:
+        self._task(task_id)
+        job = self._call(task_id, f"reading job {job_id}", lambda: self._client.jobs.retrieve(job_id))
+        data = _plain(self._call(task_id, f"reading annotations of job {job_id}", job.get_annotations))
+        return {"shapes": data.get("shapes") or [], "tags": data.get("tags") or [],
+                "tracks": data.get("tracks") or []}
