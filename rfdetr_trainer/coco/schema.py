@@ -35,7 +35,6 @@ SEVERITY: dict[str, str] = {
     "class_map_unused": WARNING,  # a class map entry matched no class of any source
     "exif_rotated": INFO,  # the JSON's size is the EXIF-rotated view; written upright (pixels rotated)
     "category_parent_dropped": INFO,  # Roboflow's synthetic root: only a supercategory, no annotations
-    "image_skipped": WARNING,  # --skip-missing dropped an image that is missing, undecodable or mis-sized
     "duplicate_category_name": WARNING,  # two categories of one file share a name (merged into one class)
     "split_adjusted": INFO,  # an image moved to train so that every class is trained on
     "duplicate_image": INFO,  # byte-identical image stored once

@@ -117,7 +117,7 @@ def test_clean_dataset_has_no_problems(simple_rfdetr):
 
 def test_every_code_has_a_case():
     tested = {c[0] for c in CASES} | {"split_group_fallback", "class_map_unused", "split_adjusted",
-                                      "duplicate_image", "duplicate_annotation", "file_renamed", "image_skipped",
+                                      "duplicate_image", "duplicate_annotation", "file_renamed",
                                       "duplicate_category_name"}  # tests/cli/test_bad_input.py
     assert tested == set(SEVERITY)  # merge-only codes are covered in test_merge.py / test_split.py
 

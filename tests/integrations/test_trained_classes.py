@@ -129,3 +129,18 @@ def test_training_log_in_a_file_has_no_ansi_and_one_report_per_epoch(trained):
     assert "\x1b[" not in text
     assert text.count("Epoch 1/1") >= 1  # rfdetr's table, as plain text
     assert "epoch 1: {" not in text  # the project's own line is not printed as well
+
+
+def test_rfdetr_table_console_hook_is_still_there(monkeypatch):
+    """integrations/rfdetr/console.py replaces rfdetr 1.11's private ``_get_rich_console``; fail loudly if it goes."""
+    import logging
+
+    from rfdetr.training.callbacks import coco_eval
+
+    from rfdetr_trainer.integrations.rfdetr.console import route_metric_tables
+    from rfdetr_trainer.logs import stderr_console
+
+    assert callable(coco_eval._get_rich_console)
+    assert route_metric_tables()
+    monkeypatch.setattr(logging.getLogger("rfdetr_trainer"), "level", logging.INFO)  # not -q
+    assert coco_eval._get_rich_console(object()) is stderr_console()

@@ -3,10 +3,10 @@
 rfdetr 1.11 prints its validation tables (``COCOEvalCallback._print_metrics_tables``) on the console returned by
 ``rfdetr.training.callbacks.coco_eval._get_rich_console``, which, without Lightning's ``RichProgressBar``, is a
 fresh ``Console(force_terminal=True)``: colour escapes land in ``2> log`` files and CI logs. rfdetr offers no
-public switch for that console, so the private name is replaced (pinned by ``tests/coco/test_class_names.py``)
-with one that returns the project's stderr console: colours in a terminal, plain text anywhere else, nothing
-with ``-q``. Those tables are then the one report of each epoch's metrics (the project's metrics log keeps its
-``metrics.jsonl`` and logs its line at debug level only).
+public switch for that console, so the private name is replaced (pinned by a test in
+``tests/integrations/test_trained_classes.py``) with one that returns the project's stderr console: colours in a
+terminal, plain text anywhere else, nothing with ``-q``. Those tables are then the one report of each epoch's
+metrics (the project's metrics log keeps its ``metrics.jsonl`` and logs its line at debug level only).
 """
 
 from __future__ import annotations
