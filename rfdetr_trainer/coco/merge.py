@@ -34,7 +34,7 @@ from rfdetr_trainer.coco.schema import ERROR, SPLITS, WARNING, Finding
 from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.coco.split import TRAIN, plan_splits
 from rfdetr_trainer.coco.validate import check_box, check_category_record, check_image_record
-from rfdetr_trainer.coco.verify import RECOUNTED, check_class_map_file, duplicate_name_finding, verify_written
+from rfdetr_trainer.coco.verify import check_class_map_file, check_images, duplicate_name_finding
 from rfdetr_trainer.errors import DatasetError, OutputError
 
 #: The rule for byte-identical images, recorded in the manifest.
@@ -773,6 +773,9 @@ class _Merger:
                         ann = json.loads(text[s:e])
                         ann["id"], ann["image_id"], ann["category_id"] = next_id[sp], tgt_id[gi], ci + 1
                         piece = dumps(ann)
+                    if careful:  # _count_file counts only files written without this branch
+                        has_ann[images[gi].kept] = 1
+                        class_counts[sp][ci] += 1
                 next_id[sp] += 1
                 buf = buffers[sp]
                 buf.append(piece.encode())
@@ -900,6 +903,9 @@ class _Merger:
                     ann = json.loads(span)
                     ann["id"], ann["image_id"], ann["category_id"] = next_id[sp], tgt_id[gi], ci + 1
                     piece = dumps(ann).encode()
+                if careful:  # _count_file counts only files written without this branch
+                    has_ann[images[gi].kept] = 1
+                    class_counts[sp][ci] += 1
             next_id[sp] += 1
             buf = buffers[sp]
             buf.append(piece)
@@ -1019,15 +1025,10 @@ class _Merger:
             "findings": findings_section(self.findings),
         }
 
-    def written_sources(self, root: Path, per_split: list[list[int]]) -> dict[str, str]:
-        """Each written image as the validator names it -> the source file it came from."""
-        out = {}
-        for sp, members in enumerate(per_split):
-            for i in members:
-                im = self.images[i]
-                if im.rel is not None:
-                    out[f"{root}/{SPLITS[sp]}/{im.out_name}"] = self.files[im.sub].dataset.tree.describe(im.rel)
-        return out
+    def stored_images(self) -> list[tuple[Any, str, Any, Any, str, Any]]:
+        """``(tree, rel, width, height, annotation file, id)`` of every image the output will hold."""
+        return [(self.files[im.sub].dataset.tree, im.rel, im.rec["width"], im.rec["height"], self.files[im.sub].label,
+                 im.rec["id"]) for i, im in enumerate(self.images) if im.kept == i and im.rel is not None]
 
     def _all_dropped(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -1095,14 +1096,12 @@ def _merge(m: _Merger, sources: Sequence[SourceRef], output_dir: Path, options: 
     m.dedupe()
     m.assign_splits()
     per_split = m.name_images()
+    if options.copy_images:  # what train's validation would refuse, refused before anything is written
+        m.findings.extend(check_images(m.stored_images(), strict=options.strict, progress=m.progress))
     with staging_dir(output_dir) as tmp:
-        m.write(tmp, per_split)
+        counts = m.write(tmp, per_split)
         if options.strict:
             _raise_if_strict(m.findings)
-        counts, background = verify_written(
-            tmp, output_dir, m.written_sources(tmp, per_split), strict=options.strict,
-            check_images=options.copy_images, progress=m.progress)
-        m.findings[:] = [f for f in m.findings if f.code not in RECOUNTED] + background
         write_manifest(tmp / MANIFEST_NAME, m.manifest(counts))
     return MergeResult(
         output_dir=output_dir,
