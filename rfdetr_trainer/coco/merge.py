@@ -35,7 +35,7 @@ from rfdetr_trainer.coco.schema import ERROR, SPLITS, WARNING, Finding
 from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.coco.split import TRAIN, plan_splits
 from rfdetr_trainer.coco.validate import check_box, check_category_record, check_image_record, parent_categories
-from rfdetr_trainer.coco.verify import RECOUNTED, check_class_map_file, duplicate_name_finding, verify_written
+from rfdetr_trainer.coco.verify import check_class_map_file, duplicate_name_finding
 from rfdetr_trainer.errors import DatasetError, OutputError
 
 #: The rule for byte-identical images, recorded in the manifest.
@@ -861,6 +861,9 @@ class _Merger:
                         ann = json.loads(text[s:e])
                         ann["id"], ann["image_id"], ann["category_id"] = next_id[sp], tgt_id[gi], ci + 1
                         piece = dumps(ann)
+                    if careful:  # _count_file counts only files written without this branch
+                        has_ann[images[gi].kept] = 1
+                        class_counts[sp][ci] += 1
                 next_id[sp] += 1
                 buf = buffers[sp]
                 buf.append(piece.encode())
@@ -988,6 +991,9 @@ class _Merger:
                     ann = json.loads(span)
                     ann["id"], ann["image_id"], ann["category_id"] = next_id[sp], tgt_id[gi], ci + 1
                     piece = dumps(ann).encode()
+                if careful:  # _count_file counts only files written without this branch
+                    has_ann[images[gi].kept] = 1
+                    class_counts[sp][ci] += 1
             next_id[sp] += 1
             buf = buffers[sp]
             buf.append(piece)
@@ -1118,15 +1124,6 @@ class _Merger:
     def totals(self) -> dict[str, int]:
         """Images and annotations the sources hold, before anything was dropped."""
         return {"images": sum(f.n_images for f in self.files), "annotations": sum(f.n_annotations for f in self.files)}
-    def written_sources(self, root: Path, per_split: list[list[int]]) -> dict[str, str]:
-        """Each written image as the validator names it -> the source file it came from."""
-        out = {}
-        for sp, members in enumerate(per_split):
-            for i in members:
-                im = self.images[i]
-                if im.rel is not None:
-                    out[f"{root}/{SPLITS[sp]}/{im.out_name}"] = self.files[im.sub].dataset.tree.describe(im.rel)
-        return out
 
     def _all_dropped(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -1195,13 +1192,9 @@ def _merge(m: _Merger, sources: Sequence[SourceRef], output_dir: Path, options: 
     m.assign_splits()
     per_split = m.name_images()
     with staging_dir(output_dir) as tmp:
-        m.write(tmp, per_split)
+        counts = m.write(tmp, per_split)
         if options.strict:
             _raise_if_strict(m.findings)
-        counts, background = verify_written(
-            tmp, output_dir, m.written_sources(tmp, per_split), strict=options.strict,
-            check_images=options.copy_images, progress=m.progress)
-        m.findings[:] = [f for f in m.findings if f.code not in RECOUNTED] + background
         write_manifest(tmp / MANIFEST_NAME, m.manifest(counts))
     return MergeResult(
         output_dir=output_dir,

@@ -44,6 +44,7 @@ from rfdetr_trainer.integrations.archive import (
 )
 from rfdetr_trainer.integrations.progress import TransferProgress, as_progress
 from rfdetr_trainer.logs import get_logger
+from rfdetr_trainer.urls import mask_userinfo
 
 log = get_logger(__name__)
 
@@ -452,7 +453,7 @@ def fetch_s3(cfg: Any, dest: Path, *, progress: Any = None, strict: bool = False
     finally:
         journal.close(compact=ok)
 
-    endpoint = endpoint_url(cfg)
+    endpoint = mask_userinfo(endpoint_url(cfg) or "") or None  # origins go into dataset_manifest.json
     refs: list[SourceRef] = []
     for prefix_root, members in sorted(folders.items()):
         name = prefix_root.replace("/", "-") or "root"

@@ -37,6 +37,7 @@ from rfdetr_trainer.integrations.cvat.base import (
     host_slug,
 )
 from rfdetr_trainer.integrations.progress import TransferProgress, as_progress
+from rfdetr_trainer.urls import mask_userinfo
 
 _INSTANCES = re.compile(r"^instances_(.+)\.json$")
 
@@ -100,7 +101,7 @@ def _fetch_one(
     record = downloader.info(target)
     wanted = sorted(subsets) if target.kind == "project" else []
     key = {
-        "server": conn.host,
+        "server": mask_userinfo(conn.host),  # written to the cache marker and the manifest: no password
         "kind": target.kind,
         "id": target.id,
         "updated_date": record.get("updated_date"),
@@ -111,7 +112,7 @@ def _fetch_one(
     saved = read_json(marker)
     origin: dict[str, Any] = {
         "type": "cvat",
-        "server": conn.host,
+        "server": mask_userinfo(conn.host),
         f"{target.kind}_id": target.id,
         "name": record.get("name"),
         "updated_date": record.get("updated_date"),
