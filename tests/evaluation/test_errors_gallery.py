@@ -35,9 +35,9 @@ def test_worst_images_are_drawn_and_traced_to_their_cvat_frame(tmp_path):
     (source / "annotations" / "instances_default.json").write_text(json.dumps(
         {"images": [{"id": 5, "file_name": "f2.jpg"}, {"id": 9, "file_name": "sub/f3.jpg"}]}))
     manifest = tmp_path / "dataset_manifest.json"
-    manifest.write_text(json.dumps({"sources": [{"name": "cvat-task-42", "path": str(source),
-                                                 "origin": {"type": "cvat", "task_id": 42},
-                                                 "annotation_files": [{"path": "annotations/instances_default.json"}]}]}))
+    files = [{"path": "annotations/instances_default.json"}]
+    manifest.write_text(json.dumps({"sources": [{"name": "cvat-task-42", "path": str(source), "annotation_files": files,
+                                                 "origin": {"type": "cvat", "task_id": 42}}]}))
     ev = evaluate_coco(gt, results, confidence=0.5)
     out = write_errors(ev, gt, detections_array(results), split, tmp_path / "errors", 5, cvat_frames(manifest))
     listed = json.loads(out["errors"].read_text())["images"]
