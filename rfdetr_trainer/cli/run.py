@@ -27,6 +27,7 @@ def run_command(
     clearml_required: o.ClearMLRequired = None, remote: o.Remote = None, tensorboard: o.TensorBoard = None,
     confidence_threshold: o.Confidence = None, iou_threshold: o.Iou = None, export_format: o.ExportFormat = None,
     half: o.Half = None, simplify: o.Simplify = None, opset: o.Opset = None, dynamic_batch: o.DynamicBatch = None,
+    export_evaluate: o.ExportEvaluate = None,
     config: o.ConfigFile = None, env_file: o.EnvFile = None, json_out: o.JsonOut = False,
     augment: o.Augment = None, augmentation_backend: o.AugmentationBackend = None, multi_scale: o.MultiScale = None,
     freeze_encoder: o.FreezeEncoder = None, lora: o.Lora = None, lr_scheduler: o.LrScheduler = None,

@@ -119,12 +119,13 @@ def results_png(records: list[dict[str, Any]], path: Path) -> Path:
 
 def draw_boxes(image: Any, gt_boxes: Any, det_boxes: Any, det_text: list[str], path: Path,
                *, gt_text: list[str] | None = None, max_side: int = 1024) -> Path:
-    """Save ``image`` (PIL) with ground truth in green and predictions in red (xyxy pixels), scaled down."""
+    """Save ``image`` (PIL) with ground truth in green and predictions in red (xyxy pixels), resized for viewing."""
     from PIL import ImageDraw
 
     image = image.convert("RGB")
-    scale = min(1.0, max_side / max(image.width, image.height))
-    if scale < 1.0:
+    # Large photos are scaled down to ``max_side``; small ones up to 512 px so boxes and labels stay readable.
+    scale = min(max_side, max(512, max(image.width, image.height))) / max(image.width, image.height)
+    if scale != 1.0:
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
     draw = ImageDraw.Draw(image)
     width = max(1, round(max(image.width, image.height) / 400))

@@ -47,6 +47,7 @@ def test_run_writes_every_artifact(run_result, tiny_dataset):
     assert all(": " in line for line in result.stdout.strip().splitlines()[:-1])
     assert set(manifest["stages"]) == {"fetch", "train", "predict", "evaluate", "export", "report"}
     assert Path(artifacts["evaluation_metrics"]).is_file() and Path(artifacts["report"]).is_file()
+    assert (run_dir / "results.png").is_file()  # redrawn by the training callback each epoch
     assert {r["format"] for r in manifest["stages"]["export"]["evaluation"]} == {"pytorch", "onnx", "torchscript"}
     assert manifest["config"]["training"]["epochs"] == 1
     assert manifest["stages"]["fetch"]["in_place"] is True
