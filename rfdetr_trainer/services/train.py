@@ -245,9 +245,13 @@ def _model_from_previous(spec: Any, model_cfg: ModelConfig, training: TrainingCo
     kwargs = model_kwargs_of(model_cfg)
     fresh = build_model(spec, weights=weights, resolution=resolution, num_classes=len(names),
                         device=training.device, **kwargs)
-    init = paths.checkpoints / "init_from.pth"
+    from rfdetr_trainer.distributed import global_rank, is_rank_zero
+
+    # Every DDP rank builds its own copy before torch.distributed exists; DDP then broadcasts rank 0's weights.
+    init = paths.checkpoints / ("init_from.pth" if is_rank_zero() else f"init_from.rank{global_rank()}.pth")
     mapping = write_init_checkpoint(Path(model_cfg.init_from), fresh.model.model.state_dict(), names, init)
-    log.info("%s", mapping.summary())
+    if is_rank_zero():
+        log.info("%s", mapping.summary())
     model = build_model(spec, weights=str(init), resolution=resolution, num_classes=len(names),
                         device=training.device, **kwargs)
     return model, mapping
