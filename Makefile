@@ -18,8 +18,8 @@ install: $(STAMP)
 
 ## demo: synthetic dataset -> train Nano from scratch on CPU -> predict -> export ONNX -> print the test mAP50
 demo: $(STAMP)
-	$(BIN)/python examples/make_synthetic_dataset.py $(DEMO_DIR)/data --num-images 100 --image-size 128 \
-		--classes square circle --max-objects 2 --object-size 0.15 0.3
+	$(BIN)/python examples/make_synthetic_dataset.py $(DEMO_DIR)/data --num-images 80 --image-size 96 \
+		--classes square circle --max-objects 2 --object-size 0.2 0.35
 	$(BIN)/rfdetr-trainer run --config examples/demo.yaml --dataset-dir $(DEMO_DIR)/data \
 		--output-dir $(DEMO_DIR)/runs --run-name demo
 	$(BIN)/python examples/demo_report.py $(DEMO_DIR)/runs/demo/run_manifest.json
