@@ -104,6 +104,9 @@ def check_knobs(model_cfg: ModelConfig, training: TrainingConfig) -> None:
     if model_cfg.backbone_lora and importlib.util.find_spec("peft") is None:
         raise ConfigError("model.backbone_lora: --lora needs the peft package, which is not installed",
                           hint="pip install 'rfdetr-trainer[lora]'")
+    if training.batch_size == "auto" and not _cuda_device(training.device):
+        raise ConfigError("training.batch_size: 'auto' probes GPU memory and needs a CUDA device "
+                          f"(device is {training.device!r})", hint="pass a number, e.g. --batch-size 4")
     if training.augment is not None and training.aug_config is not None:
         raise ConfigError("training.augment: give either --augment or training.aug_config, not both")
     wants_albumentations = (training.augment not in (None, "none")) or bool(load_aug_config(training.aug_config))
@@ -114,6 +117,16 @@ def check_knobs(model_cfg: ModelConfig, training: TrainingConfig) -> None:
     if needed and importlib.util.find_spec(needed) is None:
         raise ConfigError(f"training.augmentation_backend: augmentations with {backend!r} need {needed}, "
                           "which is not installed", hint="pip install 'rfdetr[augment]'")
+
+
+def _cuda_device(device: str) -> bool:
+    if device.startswith("cuda"):
+        return True
+    if device != "auto":
+        return False
+    import torch  # only asked when --batch-size auto meets --device auto
+
+    return bool(torch.cuda.is_available())
 
 
 def load_aug_config(path: Path | None) -> dict[str, Any] | None:
@@ -248,9 +261,13 @@ def _model_from_previous(spec: Any, model_cfg: ModelConfig, training: TrainingCo
     kwargs = model_kwargs_of(model_cfg)
     fresh = build_model(spec, weights=weights, resolution=resolution, num_classes=len(names),
                         device=training.device, **kwargs)
-    init = paths.checkpoints / "init_from.pth"
+    from rfdetr_trainer.distributed import global_rank, is_rank_zero
+
+    # Every DDP rank builds its own copy before torch.distributed exists; DDP then broadcasts rank 0's weights.
+    init = paths.checkpoints / ("init_from.pth" if is_rank_zero() else f"init_from.rank{global_rank()}.pth")
     mapping = write_init_checkpoint(Path(model_cfg.init_from), fresh.model.model.state_dict(), names, init)
-    log.info("%s", mapping.summary())
+    if is_rank_zero():
+        log.info("%s", mapping.summary())
     model = build_model(spec, weights=str(init), resolution=resolution, num_classes=len(names),
                         device=training.device, **kwargs)
     return model, mapping

@@ -53,7 +53,7 @@ GOOD = [
     (["--augmentation-backend", "torchvision"], "train_config", "augmentation_backend", "torchvision"),
     (["--multi-scale", "off"], "train_config", "multi_scale", "off"),
     (["--multi-scale", "per-sample"], "train_config", "multi_scale", "per-sample"),
-    (["--batch-size", "auto"], "train_config", "batch_size", "auto"),
+    (["--batch-size", "auto", "--device", "cuda"], "train_config", "batch_size", "auto"),
     (["--batch-size", "3"], "train_config", "batch_size", 3),
     (["--freeze-encoder"], "model_config", "freeze_encoder", True),
     (["--lora"], "model_config", "backbone_lora", True),
@@ -100,7 +100,8 @@ def test_config_key_reaches_rfdetr_config_and_config_show(section, key, value, t
     import yaml
 
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({section: {key: value}}))
+    extra = {"device": "cuda"} if key == "batch_size" else {}  # 'auto' probes a GPU; the dry run only names it
+    config.write_text(yaml.safe_dump({section: {key: value, **extra}}))
     resolved = _dry_run(dataset, tmp_path, ["--config", str(config)])
     check = EXPECTED.get(value, lambda v: v == value)
     assert check(resolved[target][field]), resolved[target][field]
@@ -158,6 +159,7 @@ def _bad_cases(tmp: Path) -> list[tuple[list[str], int, str]]:
         (["--num-queries", "0"], ConfigError.exit_code, "--num-queries"),
         (["--eval-max-dets", "0"], ConfigError.exit_code, "--eval-max-dets"),
         (["--max-time", "soon"], ConfigError.exit_code, "--max-time"),
+        (["--batch-size", "auto", "--device", "cpu"], ConfigError.exit_code, "needs a CUDA device"),
         (["--model-type", "keypoint-preview", "--resolution", "100"], ConfigError.exit_code, "divisible by 24"),
         (["--init-from", str(tmp / "prev.pth")], CheckpointError.exit_code, "prev.pth"),
         (["--config", str(tmp / "c-both.yaml")], ConfigError.exit_code, "not both"),
@@ -166,7 +168,7 @@ def _bad_cases(tmp: Path) -> list[tuple[list[str], int, str]]:
     ]
 
 
-@pytest.mark.parametrize("index", range(16))
+@pytest.mark.parametrize("index", range(17))
 def test_bad_knob_value_is_one_clear_line_before_any_work(index, dataset, tmp_path):
     args, code, needle = _bad_cases(tmp_path)[index]
     runs = tmp_path / "runs"

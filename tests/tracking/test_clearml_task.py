@@ -246,3 +246,19 @@ def test_enqueue_remote_without_task_or_offline_fails(clearml_home) -> None:
             enqueue_remote(tm, "gpu", argv=[])
     finally:
         tm.close()
+
+
+def test_init_from_class_mapping_is_a_clearml_configuration(clearml_home: Path) -> None:
+    """--init-from's class mapping lands in the offline session as a configuration object."""
+    from rfdetr_trainer.pipeline.tracking import Tracker
+
+    settings = settings_with_secrets()
+    tm = TaskManager(settings.experiment.clearml.model_copy(update={"project_name": "tests"}))
+    assert tm.init_task(task_name="mapped") is True
+    mapping = {"source": "/runs/prev/checkpoint_best_total.pth", "kept": {"square": [0, 1]}, "new": ["star"],
+               "removed": ["circle"], "copied_tensors": 3, "fresh_tensors": 0}
+    Tracker(settings, task_manager=tm).log_class_mapping(mapping)
+    Tracker(settings).log_class_mapping(mapping)  # no ClearML task: nothing to do, no error
+    tm.close()
+    text = only_session(clearml_home).all_text()
+    assert "init_from class mapping" in text and "star" in text and "circle" in text

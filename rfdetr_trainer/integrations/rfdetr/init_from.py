@@ -10,6 +10,7 @@ Classes PREV had that the new dataset lacks are left out.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,7 @@ def write_init_checkpoint(init_from: Path, fresh: dict[str, Any], new_names: lis
     previous, previous_names = load_previous(init_from)
     merged, mapping = map_state(previous, previous_names, fresh, new_names, source=str(init_from))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     torch.save({"model": merged, "args": {"class_names": list(new_names)}}, str(tmp))
     tmp.replace(out)
     return mapping
