@@ -179,6 +179,7 @@ def test_dry_run_uploads_nothing_and_writes_coco_results(truth, tmp_path, monkey
     with CvatServer(state) as server:
         monkeypatch.setenv("CVAT_HOST", server.url)
         monkeypatch.setenv("CVAT_ACCESS_TOKEN", "pat-admin-0123456789")
+        monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
         result = CliRunner().invoke(app, ["annotate", "-w", str(checkpoint), "--cvat-task-ids", "5", "--conf",
                                           str(conf), "--dry-run", "--output", str(tmp_path / "dry"),
                                           "--env-file", str(tmp_path / "none.env")])
