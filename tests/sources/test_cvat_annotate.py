@@ -129,6 +129,7 @@ def _auto(task: FakeTask):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first one trains the module's tiny checkpoint
 @pytest.mark.parametrize("version,downloader", [("2.73.0", "sdk"), ("2.73.0", "http"), ("2.14.0", "auto"),
                                                 ("1.7.0", "auto")])
 def test_annotate_uploads_the_models_boxes_and_keeps_human_work(truth, tmp_path, version, downloader, monkeypatch):
@@ -172,6 +173,7 @@ def test_annotate_uploads_the_models_boxes_and_keeps_human_work(truth, tmp_path,
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_dry_run_uploads_nothing_and_writes_coco_results(truth, tmp_path, monkeypatch):
     checkpoint, frames, conf, expected, _ = truth
     state = CvatState()

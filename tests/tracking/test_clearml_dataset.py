@@ -116,6 +116,7 @@ def test_fetch_pulls_a_version_and_a_running_task_records_its_id(online, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a real (tiny) training: about a minute alone, far longer on a loaded machine
 def test_train_on_a_dataset_version_links_its_task_to_the_id(online, tmp_path):
     import sys
 
