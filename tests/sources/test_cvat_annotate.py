@@ -129,6 +129,7 @@ def _auto(task: FakeTask):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first one trains the module's tiny checkpoint
 @pytest.mark.parametrize("version,downloader", [("2.73.0", "sdk"), ("2.73.0", "http"), ("2.14.0", "auto"),
                                                 ("1.7.0", "auto")])
 def test_annotate_uploads_the_models_boxes_and_keeps_human_work(truth, tmp_path, version, downloader, monkeypatch):
@@ -172,6 +173,7 @@ def test_annotate_uploads_the_models_boxes_and_keeps_human_work(truth, tmp_path,
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_dry_run_uploads_nothing_and_writes_coco_results(truth, tmp_path, monkeypatch):
     checkpoint, frames, conf, expected, _ = truth
     state = CvatState()
@@ -179,6 +181,7 @@ def test_dry_run_uploads_nothing_and_writes_coco_results(truth, tmp_path, monkey
     with CvatServer(state) as server:
         monkeypatch.setenv("CVAT_HOST", server.url)
         monkeypatch.setenv("CVAT_ACCESS_TOKEN", "pat-admin-0123456789")
+        monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
         result = CliRunner().invoke(app, ["annotate", "-w", str(checkpoint), "--cvat-task-ids", "5", "--conf",
                                           str(conf), "--dry-run", "--output", str(tmp_path / "dry"),
                                           "--env-file", str(tmp_path / "none.env")])

@@ -34,6 +34,7 @@ API_VERSION = "2.23"
 class ClearMLState:
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
@@ -161,15 +162,15 @@ class _Handler(BaseHTTPRequestHandler):
                       "identity": {"company": "c1", "user": "u1", "role": "admin", "user_name": "tester",
                                    "company_name": "test"}}
             return {"token": jwt.encode(claims, "fake-clearml-server-signing-key-32b!", algorithm="HS256")}
+        if service == "models":
+            return self._models(action, p)
         if service in ("events",) or name in ("users.get_current_user", "server.info", "debug.ping",
-                                              "queues.get_all", "models.get_all"):
+                                              "queues.get_all"):
             if service == "events":
                 st.events.append({"endpoint": name, "body": p})
             if name == "users.get_current_user":
                 return {"user": {"id": "u1", "name": "tester", "company": {"id": "c1"}},
                         "getting_started": {}, "settings": {}}
-            if name == "models.get_all":
-                return {"models": []}
             if name == "queues.get_all":
                 return {"queues": []}
             return {"added": len(p.get("requests", [])) if isinstance(p.get("requests"), list) else 0,
@@ -199,6 +200,33 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "get_by_id":
             return {"project": st.projects[p["project"]]}
         return {"updated": 1}
+
+    def _models(self, action: str, p: dict[str, Any]) -> Any:
+        st = self.server.state
+        if action in ("create", "update_for_task") and not p.get("model"):
+            mid = uuid.uuid4().hex
+            st.models[mid] = {"id": mid, "created": _now(), "ready": False, "system_tags": [], "tags": [],
+                              "user": "u1", "company": "c1", "metadata": {}, "labels": {}, "design": {},
+                              **{k: v for k, v in p.items() if k not in ("override_model_id",)}}
+            if p.get("task"):
+                st.models[mid]["task"] = p["task"]
+            return {"id": mid, "created": True, "updated": 0, "fields": {}}
+        if action in ("get_all", "get_all_ex"):
+            ids = p.get("id") or []
+            ids = ids if isinstance(ids, list) else [ids]
+            return {"models": [m for m in st.models.values() if not ids or m["id"] in ids]}
+        model = st.models[p["model"]]
+        if action == "get_by_id":
+            return {"model": model}
+        if action == "add_or_update_metadata":
+            for item in p.get("metadata", []):
+                model["metadata"][item["key"]] = item
+            return {"updated": 1}
+        if action == "set_ready":
+            model["ready"] = True
+            return {"updated": 1, "published_task": {}}
+        model.update({k: v for k, v in p.items() if k != "model"})
+        return {"updated": 1, "fields": {}}
 
     def _tasks(self, action: str, p: dict[str, Any]) -> Any:
         st = self.server.state
@@ -235,6 +263,11 @@ class _Handler(BaseHTTPRequestHandler):
             keys = {a["key"] for a in p.get("artifacts", [])}
             task["execution"]["artifacts"] = [a for a in task["execution"]["artifacts"] if a["key"] not in keys]
             return {"deleted": len(keys)}
+        if action == "add_or_update_model":
+            kind = p.get("type", "output")
+            models = [m for m in task["models"].get(kind, []) if m.get("name") != p.get("name")]
+            task["models"][kind] = [*models, {"name": p.get("name"), "model": p.get("model")}]
+            return {"updated": 1}
         if action == "edit_hyper_params":
             for param in p.get("hyperparams", []):
                 task["hyperparams"].setdefault(param["section"], {})[param["name"]] = param

@@ -113,3 +113,27 @@ def test_fetch_pulls_a_version_and_a_running_task_records_its_id(online, tmp_pat
         assert stored["value"] == version
     finally:
         task.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # a real (tiny) training: about a minute alone, far longer on a loaded machine
+def test_train_on_a_dataset_version_links_its_task_to_the_id(online, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "sources"))
+    from tiny_model import TINY_TRAIN
+
+    source = make_dataset(tmp_path / "src", num_images=8, image_size=96, seed=4)
+    version = json.loads(_merge([str(source), "--data-dir", str(tmp_path / "merged"), "--clearml-dataset",
+                                 "to-train", "--json"]).stdout)["clearml_dataset_id"]
+    args = [a for a in TINY_TRAIN if a != "--no-clearml"]
+    result = CliRunner().invoke(app, ["train", "--clearml-dataset-id", version, "--clearml", "--project-name",
+                                      "runs", "--task-name", "on-version", "--output-dir", str(tmp_path / "runs"),
+                                      "--run-name", "v", *args, "--env-file", "/nonexistent.env"])
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip().splitlines()[-1]).is_file()
+    (task,) = [t for t in online.state.tasks.values() if t.get("name") == "on-version"]
+    assert task["hyperparams"]["Datasets"]["train"]["value"] == version
+    # The trained model is an output of that task: model -> task -> dataset version.
+    best = next(m for m in task["models"]["output"] if m["name"] == "best")
+    assert online.state.models[best["model"]]["task"] == task["id"]
