@@ -1,9 +1,8 @@
 """Issue 14: bad input and faults, as a new user meets them. One table: exit code, the one ``error:`` line, and
 what is left on disk.
 
-Each row builds its own inputs in a fresh workspace and names the numbered case of the issue it pins. Rows that
-need a file the user cannot read run the CLI as ``nobody`` when the suite runs as root (root reads anything);
-rows about the umask or about what was imported run it in a subprocess.
+Each row builds its own inputs in a fresh workspace (``bad_input_harness.Workspace``) and names the numbered
+case of the issue it pins.
 """
 
 from __future__ import annotations
@@ -11,28 +10,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import stat
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bad_input_harness import Case, Workspace, mode, no_temporaries, run, tree  # noqa: E402
 from coco_fixtures import Img, ann, write_dataset  # noqa: E402
 
 from rfdetr_trainer.cli.app import app  # noqa: E402
 from rfdetr_trainer.errors import EXIT_CODES  # noqa: E402
 from rfdetr_trainer.synthetic import make_dataset  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 DAY = 24 * 3600
 
 
@@ -54,112 +48,6 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------------------------- workspace
-
-
-class Workspace:
-    """A world-readable temporary folder (``nobody`` must reach it) with the inputs rows ask for."""
-
-    def __init__(self, request: pytest.FixtureRequest) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="rfdetr-bad-input-"))
-        self.root.chmod(0o777)
-        self._request = request
-        self.cleanups: list[Callable[[], None]] = []
-
-    @property
-    def checkpoint(self) -> Path:
-        return self._request.getfixturevalue("tiny_checkpoint")
-
-    def dataset(self, name: str = "good", n: int = 4) -> Path:
-        """A small rfdetr-layout dataset of PNGs (classes ``car`` and ``tree``)."""
-        def imgs(prefix: str, count: int, base: int) -> list[Img]:
-            return [Img(f"{prefix}{i}.png", [ann("car" if i % 2 else "tree")], color=(base + i, 3, 3))
-                    for i in range(count)]
-
-        return write_dataset(self.root / name, {"train": imgs("a", n, 0), "valid": imgs("v", 2, 60),
-                                                "test": imgs("t", 2, 90)})
-
-    def edit_json(self, path: Path, change: Callable[[dict], None]) -> None:
-        data = json.loads(path.read_text())
-        change(data)
-        path.write_text(json.dumps(data))
-
-    def image(self, name: str = "img.png") -> Path:
-        return next((self.dataset(f"img-{name}") / "test").glob("*.png"))
-
-    def file(self, name: str, content: bytes | str) -> Path:
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-        return path
-
-    def silent_server(self) -> str:
-        """``host:port`` of a socket that accepts every connection and never answers."""
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        listener.settimeout(0.2)
-        held, stop = [], threading.Event()
-
-        def accept() -> None:
-            while not stop.is_set():
-                try:
-                    held.append(listener.accept()[0])
-                except OSError:
-                    continue
-
-        thread = threading.Thread(target=accept, daemon=True)
-        thread.start()
-
-        def close() -> None:
-            stop.set()
-            thread.join(2)
-            for conn in held:
-                conn.close()
-            listener.close()
-
-        self.cleanups.append(close)
-        return f"127.0.0.1:{listener.getsockname()[1]}"
-
-    def close(self) -> None:
-        for cleanup in self.cleanups:
-            cleanup()
-        for path in self.root.rglob("*"):  # files made unreadable for a row
-            if not path.is_symlink():
-                path.chmod(0o777)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-@dataclass
-class Case:
-    """One bad input: the command line, its environment, and what must come out."""
-
-    args: list[str]
-    code: int
-    line: str | None  # words the single ``error:`` line holds (all of them, separated by " | "); None: no error
-    check: Callable[[], None] = lambda: None
-    env: dict[str, str] = field(default_factory=dict)
-    how: str = "in-process"  # or "nobody" (cannot read what root can), "umask", "subprocess"
-    stderr: tuple[str, ...] = ()  # other stderr lines that must appear (warnings)
-    not_in_output: tuple[str, ...] = ()
-    traceback: bool = False
-    max_seconds: float | None = None
-    heavy_modules: bool | None = None  # subprocess only: were torch/rfdetr imported?
-    umask: int = 0o022
-
-
-def _tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")} if root.exists() else set()
-
-
-def _no_temporaries(folder: Path) -> None:
-    left = [p.name for p in folder.parent.glob(f".{folder.name}.*")]
-    assert not left, f"temporaries left beside {folder}: {left}"
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
 
 # ----------------------------------------------------------------------------------- the rows, by case
 
@@ -171,7 +59,7 @@ def export_bad_image(w: Workspace) -> Case:  # 1
     return Case(["export", "--checkpoint", str(w.checkpoint), "--dynamic-batch", "--image", str(w.root / "notimg.txt"),
                  "--output", str(out)], 3, "--image | notimg.txt | not a readable image",
                 check=lambda: (model.read_bytes() == b"verified model bytes" or pytest.fail("model replaced"),
-                               _tree(out) == {"model.onnx"} or pytest.fail(str(_tree(out))), _no_temporaries(out)),
+                               tree(out) == {"model.onnx"} or pytest.fail(str(tree(out))), no_temporaries(out)),
                 how="subprocess", heavy_modules=False)
 
 
@@ -182,7 +70,7 @@ def export_missing_image(w: Workspace) -> Case:  # 1, 12
                  "--output", str(out)],
                 3, "--image | nope.jpg | does not exist",
                 check=lambda: (model.read_bytes() == b"verified model bytes" or pytest.fail("model replaced"),
-                               _no_temporaries(out)))
+                               no_temporaries(out)))
 
 
 def export_parity_failure(w: Workspace) -> Case:  # 1
@@ -192,7 +80,7 @@ def export_parity_failure(w: Workspace) -> Case:  # 1
                  "--export-format", "onnx"], 10, "onnx | disagrees with PyTorch | nothing was written",
                 env={"RFDETR_TRAINER_EXPORT__PARITY_ATOL": "1e-30"},
                 check=lambda: (model.read_bytes() == b"verified model bytes" or pytest.fail("model replaced"),
-                               _tree(out) == {"model.onnx"} or pytest.fail(str(_tree(out))), _no_temporaries(out)))
+                               tree(out) == {"model.onnx"} or pytest.fail(str(tree(out))), no_temporaries(out)))
 
 
 def export_new_folder_not_left(w: Workspace) -> Case:  # 12
@@ -207,7 +95,7 @@ def _merge_of(w: Workspace, name: str, change: Callable[[Path], None], *extra: s
     src = w.dataset(name)
     change(src)
     out = w.root / "out"
-    check = (lambda: (not out.exists() or pytest.fail("output left"), _no_temporaries(out))) if code else (
+    check = (lambda: (not out.exists() or pytest.fail("output left"), no_temporaries(out))) if code else (
         lambda: _inspect_ok(out))
     return Case(["merge", str(src), "-o", str(out), *extra], code, line, check=check, stderr=stderr, how=how)
 
@@ -439,8 +327,8 @@ def failed_train_leaves_no_run_folder(w: Workspace) -> Case:  # 12
     src = w.dataset("broken")
     (src / "train" / "a0.png").unlink()
     return Case(["train", "--dataset-dir", str(src), "--pretrain-weights", "none", "--output-dir", str(w.root / "runs"),
-                 "--run-name", "r1"], 4, "a0.png", check=lambda: _tree(w.root / "runs") == set() or pytest.fail(
-                     str(_tree(w.root / "runs"))))
+                 "--run-name", "r1"], 4, "a0.png", check=lambda: tree(w.root / "runs") == set() or pytest.fail(
+                     str(tree(w.root / "runs"))))
 
 
 def failed_run_stage_is_recorded(w: Workspace) -> Case:  # 12
@@ -452,7 +340,7 @@ def failed_run_stage_is_recorded(w: Workspace) -> Case:  # 12
         stages = json.loads(manifest.read_text())["stages"]
         assert stages["fetch"]["status"] == "failed" and stages["fetch"]["exit_code"] == 4, stages
         assert "a0.png" in stages["fetch"]["error"], stages
-        assert _tree(w.root / "runs" / "r1") == {"run_manifest.json"}
+        assert tree(w.root / "runs" / "r1") == {"run_manifest.json"}
     return Case(["run", "--dataset-dir", str(src), "--pretrain-weights", "none", "--output-dir", str(w.root / "runs"),
                  "--run-name", "r1"], 4, "a0.png", check=check)
 
@@ -469,9 +357,9 @@ def merge_follows_umask(w: Workspace) -> Case:  # 14
     out = w.root / "out"
 
     def check() -> None:
-        assert _mode(out) == 0o775 and _mode(out / "train") == 0o775, oct(_mode(out))
+        assert mode(out) == 0o775 and mode(out / "train") == 0o775, oct(mode(out))
         for name in ("dataset_manifest.json", "train/_annotations.coco.json"):
-            assert _mode(out / name) == 0o664, (name, oct(_mode(out / name)))
+            assert mode(out / name) == 0o664, (name, oct(mode(out / name)))
     return Case(["merge", str(w.dataset()), "-o", str(out), "--no-links"], 0, None, check=check, how="umask",
                 umask=0o002)
 
@@ -480,9 +368,9 @@ def predict_follows_umask(w: Workspace) -> Case:  # 14
     out = w.root / "P"
 
     def check() -> None:
-        assert _mode(out) == 0o775 and _mode(out / "images") == 0o775, oct(_mode(out))
+        assert mode(out) == 0o775 and mode(out / "images") == 0o775, oct(mode(out))
         for name in ("coco_results.json", "predictions.coco.json", "grid.jpg"):
-            assert _mode(out / name) == 0o664, (name, oct(_mode(out / name)))
+            assert mode(out / name) == 0o664, (name, oct(mode(out / name)))
     return Case(["predict", "--checkpoint", str(w.checkpoint), "--input", str(w.dataset() / "test"),
                  "--output", str(out)], 0, None, check=check, how="umask", umask=0o002)
 
@@ -530,67 +418,13 @@ ROWS = [
     pytest.param(predict_follows_umask, id="14-predict-follows-umask"),
 ]
 
-_SUBPROCESS = """
-import json, os, sys
-cfg = json.loads(sys.argv[1])
-os.umask(cfg["umask"])
-if cfg["nobody"]:
-    # The interpreter's stdlib may sit under root's home: load what the commands import, then drop to nobody.
-    import importlib
-    for name in cfg["preload"]:
-        importlib.import_module(name)
-    os.setgid(65534)
-    os.setuid(65534)
-sys.argv = ["rfdetr-trainer", *cfg["args"]]
-from rfdetr_trainer.cli.app import main
-try:
-    main()
-finally:
-    heavy = sorted(m for m in ("torch", "rfdetr", "onnx", "onnxruntime") if m in sys.modules)
-    sys.stderr.write("\\nHEAVY_MODULES=" + json.dumps(heavy) + "\\n")
-"""
-
-
-#: Modules the dataset commands import lazily, loaded before the subprocess becomes ``nobody``.
-PRELOAD = [
-    "rfdetr_trainer.cli.app", "rfdetr_trainer.cli.common", "rfdetr_trainer.settings", "rfdetr_trainer.services.merge",
-    "rfdetr_trainer.services.inspect", "rfdetr_trainer.coco.merge", "rfdetr_trainer.coco.validate",
-    "rfdetr_trainer.integrations.progress", "rfdetr_trainer.logs", "rich.logging", "rich.progress", "rich.console",
-    "dotenv", "yaml", "PIL.Image", "PIL.PngImagePlugin", "PIL.JpegImagePlugin", "msgspec", "tempfile", "zipfile",
-    "uuid", "difflib", "traceback", "concurrent.futures", "pydantic_settings", "encodings.idna",
-    "encodings.utf_8_sig", "encodings.latin_1", "encodings.ascii",
-]
-
-
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def _run(case: Case, w: Workspace, monkeypatch: pytest.MonkeyPatch) -> Outcome:
-    monkeypatch.chdir(w.root)
-    nobody = case.how == "nobody" and os.geteuid() == 0
-    if case.how == "in-process" or (case.how == "nobody" and not nobody):
-        for name, value in case.env.items():
-            monkeypatch.setenv(name, value)
-        result = CliRunner().invoke(app, case.args)
-        return Outcome(result.exit_code, result.stdout, result.stderr)
-    env = {**os.environ, **case.env, "PYTHONPATH": str(REPO), "HOME": str(w.root), "NO_COLOR": "1"}
-    config = {"args": case.args, "umask": case.umask, "nobody": nobody, "preload": PRELOAD}
-    proc = subprocess.run([sys.executable, "-c", _SUBPROCESS, json.dumps(config)], env=env, cwd=w.root,
-                          capture_output=True, text=True, timeout=600)
-    return Outcome(proc.returncode, proc.stdout, proc.stderr)
-
-
 @pytest.mark.parametrize("row", ROWS)
 def test_bad_input(row, request, monkeypatch):
     w = Workspace(request)
     try:
         case = row(w)
         started = time.monotonic()
-        out = _run(case, w, monkeypatch)
+        out = run(case, w, monkeypatch)
         elapsed = time.monotonic() - started
         everything = out.stdout + out.stderr
         assert out.code == case.code, everything
