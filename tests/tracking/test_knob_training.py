@@ -37,7 +37,7 @@ def test_knobs_reach_a_real_training(tmp_path: Path) -> None:
            "--no-tensorboard", "--augment", "aggressive", "--freeze-encoder", "--eval-interval", "2",
            "--lr-scheduler", "cosine", "--warmup-epochs", "1", "--clearml", "--clearml-offline"]
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-4000:]
         run = runs / "knobs"
         assert proc.stdout.strip().splitlines()[-1] == str(run / "checkpoints" / "checkpoint_best_total.pth")

@@ -67,6 +67,9 @@ class RunWatch(Callback):
         self.trainer = trainer
         self.fit_started = True
 
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self.trainer = trainer  # a Ctrl-C that lands inside fit() before setup() still reads as interrupted
+
     @property
     def epochs_completed(self) -> int:
         return int(self.trainer.current_epoch) if self.trainer is not None else 0
