@@ -43,8 +43,10 @@ def stdout_to_stderr() -> Iterator[None]:
             os.dup2(2, 1)
     except (AttributeError, OSError, ValueError):  # captured streams (tests) have no real descriptor
         fd_saved = None
+    from rfdetr_trainer.integrations.rfdetr.console import stage_stdout
+
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(stage_stdout(sys.stderr)):  # no ANSI escapes off a terminal
             yield
     finally:
         if fd_saved is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rfdetr_trainer.coco.io import write_text_atomic
-from rfdetr_trainer.errors import ConfigError, PredictionError
+from rfdetr_trainer.errors import ConfigError
 from rfdetr_trainer.logs import get_logger
 
 log = get_logger(__name__)
@@ -175,26 +175,22 @@ def resolve_thresholds(spec: str | None, conf: float, model_path: Path) -> Thres
 
 
 def load_predictor(model_path: Path, *, floor: float, iou_threshold: float, batch_size: int = 4) -> Predictor:
-    """The one place annotate touches model inference: a :data:`Predictor` over a checkpoint.
+    """The one place annotate touches model inference: a :data:`Predictor` over a checkpoint, ``model.onnx`` or
+    ``model.torchscript`` (the batched, backend-aware API ``predict`` and ``evaluate`` use).
 
-    Repoint this at the batched, backend-aware inference API (checkpoint, ONNX, TorchScript) once it exists;
-    today ``integrations.rfdetr.inference`` loads rfdetr checkpoints only.
+    Only the trained classes are ever predicted (the backend drops the head's spare logits before the top-k).
 
     Raises:
-        PredictionError: an ONNX or TorchScript file (not loadable by the current inference module).
-        CheckpointError: the checkpoint is missing or unreadable.
+        CheckpointError: the checkpoint or model file is missing or unreadable.
     """
-    from rfdetr_trainer.integrations.rfdetr.inference import load_model, predict_images
+    from rfdetr_trainer.integrations.rfdetr.inference import load_backend, predict_images
 
-    if Path(model_path).suffix.lower() in (".onnx", ".ts", ".torchscript"):
-        raise PredictionError(f"{model_path}: annotate runs rfdetr checkpoints only in this build",
-                              hint="pass the training checkpoint with --checkpoint")
-    model = load_model(Path(model_path))
-    names = [str(n) for n in (getattr(model, "class_names", None) or [])]
+    backend = load_backend(Path(model_path))
+    names = [str(n) for n in backend.class_names]
 
     def run(images: list[Path]) -> Iterator[list[Detection]]:
-        for pred in predict_images(model, images, threshold=floor, iou_threshold=iou_threshold,
-                                   batch_size=batch_size):
+        for pred in predict_images(backend, images, threshold=floor, batch_size=batch_size):
+            pred = pred.nms(iou_threshold)
             yield [Detection(names[c] if 0 <= c < len(names) else f"class_{c}", float(s),
                              (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
                    for b, s, c in zip(pred.boxes_xyxy, pred.scores, pred.labels)]

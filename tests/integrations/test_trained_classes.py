@@ -131,16 +131,20 @@ def test_training_log_in_a_file_has_no_ansi_and_one_report_per_epoch(trained):
     assert "epoch 1: {" not in text  # the project's own line is not printed as well
 
 
-def test_rfdetr_table_console_hook_is_still_there(monkeypatch):
-    """integrations/rfdetr/console.py replaces rfdetr 1.11's private ``_get_rich_console``; fail loudly if it goes."""
+def test_stage_stdout_drops_ansi_escapes_off_a_terminal(monkeypatch):
+    """rfdetr prints its tables on ``Console(force_terminal=True)`` to stdout; a piped stderr gets plain text."""
+    import io
     import logging
 
-    from rfdetr.training.callbacks import coco_eval
+    from rich.console import Console
 
-    from rfdetr_trainer.integrations.rfdetr.console import route_metric_tables
-    from rfdetr_trainer.logs import stderr_console
+    from rfdetr_trainer.integrations.rfdetr.console import stage_stdout
 
-    assert callable(coco_eval._get_rich_console)
-    assert route_metric_tables()
     monkeypatch.setattr(logging.getLogger("rfdetr_trainer"), "level", logging.INFO)  # not -q
-    assert coco_eval._get_rich_console(object()) is stderr_console()
+    sink = io.StringIO()
+    Console(file=stage_stdout(sink), force_terminal=True).print("[bold green]50:95[/] [link=http://x]link[/link]")
+    assert sink.getvalue().strip() == "50:95 link"
+    monkeypatch.setattr(logging.getLogger("rfdetr_trainer"), "level", logging.WARNING)  # -q: tables are not warnings
+    muted = io.StringIO()
+    Console(file=stage_stdout(muted), force_terminal=True).print("table")
+    assert muted.getvalue() == ""

@@ -9,6 +9,7 @@ through both clients (cvat-sdk and the HTTP client), still against the server.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def test_annotate_uploads_the_models_boxes_and_keeps_human_work(truth, tmp_path,
             monkeypatch.setenv(key, value)
         args = ["annotate", "--checkpoint", str(checkpoint), "--cvat-task-ids", "5", "--conf", str(conf),
                 "--cvat-downloader", downloader, "--output", str(tmp_path / "out"), "--env-file",
-                str(tmp_path / "none.env")]
+                os.devnull]
         monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
         first = CliRunner().invoke(app, args)
         assert first.exit_code == 0, first.output
@@ -184,7 +185,7 @@ def test_dry_run_uploads_nothing_and_writes_coco_results(truth, tmp_path, monkey
         monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
         result = CliRunner().invoke(app, ["annotate", "-w", str(checkpoint), "--cvat-task-ids", "5", "--conf",
                                           str(conf), "--dry-run", "--output", str(tmp_path / "dry"),
-                                          "--env-file", str(tmp_path / "none.env")])
+                                          "--env-file", os.devnull])
     assert result.exit_code == 0, result.output
     assert task.version == 0 and not _auto(task)
     lines = result.stdout.strip().splitlines()
@@ -324,12 +325,12 @@ def test_onnx_metadata_thresholds(tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path, monkeypatch):
     runner = CliRunner()
-    no_model = runner.invoke(app, ["annotate", "--cvat-task-ids", "1", "--env-file", str(tmp_path / "x.env")])
+    no_model = runner.invoke(app, ["annotate", "--cvat-task-ids", "1", "--env-file", os.devnull])
     assert no_model.exit_code == 3 and "no model given" in no_model.output
     ckpt = tmp_path / "c.pth"
     ckpt.write_bytes(b"\x80")
-    no_ids = runner.invoke(app, ["annotate", "-w", str(ckpt), "--env-file", str(tmp_path / "x.env")])
+    no_ids = runner.invoke(app, ["annotate", "-w", str(ckpt), "--env-file", os.devnull])
     assert no_ids.exit_code == 3 and "no CVAT task ids given" in no_ids.output
     bad_frames = runner.invoke(app, ["annotate", "-w", str(ckpt), "--cvat-task-ids", "1", "--frames", "some",
-                                     "--env-file", str(tmp_path / "x.env")])
+                                     "--env-file", os.devnull])
     assert bad_frames.exit_code == 3 and "--frames: 'some'" in bad_frames.output

@@ -4,6 +4,7 @@ every skipped frame is counted in the source origin and the dataset manifest."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from cvat_data import FakeProject, FakeTask
@@ -126,7 +127,7 @@ def test_fetch_cli_puts_ground_truth_only_in_test_and_counts_skips_in_manifest(t
         monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
         result = CliRunner().invoke(app, [
             "fetch", "--cvat-task-ids", "20", "--cvat-job-stage", "acceptance", "--cvat-job-state", "completed",
-            "--data-dir", str(tmp_path / "prepared"), "--env-file", str(tmp_path / "none.env"), "--json"])
+            "--data-dir", str(tmp_path / "prepared"), "--env-file", os.devnull, "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     prepared = tmp_path / "prepared"
@@ -152,7 +153,7 @@ def test_ratio_split_with_ground_truth_is_refused(tmp_path, monkeypatch):
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
         result = CliRunner().invoke(app, ["fetch", "--cvat-task-ids", "20", "--split", "0.8", "0.1", "0.1",
-                                          "--data-dir", str(tmp_path / "out"), "--env-file", str(tmp_path / "x")])
+                                          "--data-dir", str(tmp_path / "out"), "--env-file", os.devnull])
     assert result.exit_code == 3, result.output
     assert "ground-truth frames of cvat-task-20 could land in train" in result.output
     assert not (tmp_path / "out").exists()

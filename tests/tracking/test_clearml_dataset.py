@@ -47,7 +47,7 @@ def _files(folder: Path) -> set[str]:
 
 
 def _merge(args: list[str]):
-    result = CliRunner().invoke(app, ["merge", *args, "--env-file", "/nonexistent.env"])
+    result = CliRunner().invoke(app, ["merge", *args, "--env-file", os.devnull])
     assert result.exit_code == 0, result.output
     return result
 
@@ -79,7 +79,7 @@ def test_merge_registers_versions_with_parent_files_and_manifest(online, tmp_pat
 
 def test_unknown_dataset_id_is_one_line(online, tmp_path):
     result = CliRunner().invoke(app, ["fetch", "--clearml-dataset-id", "0123456789abcdef", "--env-file",
-                                      "/nonexistent.env"])
+                                      os.devnull])
     assert result.exit_code == 3, result.output
     assert "ClearML dataset 0123456789abcdef: not found" in result.output
     assert "Traceback" not in result.output
@@ -94,7 +94,7 @@ def test_fetch_pulls_a_version_and_a_running_task_records_its_id(online, tmp_pat
                          .stdout)["clearml_dataset_id"]
 
     fetched = CliRunner().invoke(app, ["fetch", "--clearml-dataset-id", version, "--json",
-                                       "--env-file", "/nonexistent.env"])
+                                       "--env-file", os.devnull])
     assert fetched.exit_code == 0, fetched.output
     result = json.loads(fetched.stdout)
     local = Path(result["dataset_dir"])
@@ -133,7 +133,7 @@ def test_train_on_a_dataset_version_links_its_task_to_the_id(online, tmp_path):
     args = [a for a in TINY_TRAIN if a != "--no-clearml"]
     result = CliRunner().invoke(app, ["train", "--clearml-dataset-id", version, "--clearml", "--project-name",
                                       "runs", "--task-name", "on-version", "--output-dir", str(tmp_path / "runs"),
-                                      "--run-name", "v", *args, "--env-file", "/nonexistent.env"])
+                                      "--run-name", "v", *args, "--env-file", os.devnull])
     assert result.exit_code == 0, result.output
     assert Path(result.stdout.strip().splitlines()[-1]).is_file()
     (task,) = [t for t in online.state.tasks.values() if t.get("name") == "on-version"]

@@ -218,9 +218,12 @@ class SdkDownloader(Downloader):
             "name": getattr(proxy, "name", None),
             "updated_date": updated.isoformat() if hasattr(updated, "isoformat") else updated,
         }
-        if target.kind == "task" and "validation_mode" in getattr(proxy, "_model", {}):
-            # Private _model: the proxy raises on absent fields and offers no "has field" test.
-            info["validation_mode"] = proxy.validation_mode
+        absent = object()
+        # An absent field raises cvat-sdk's ApiAttributeError, an AttributeError, so getattr's default tells a
+        # server that has no such field (before 2.24) from a null one, without the proxy's private model.
+        mode = getattr(proxy, "validation_mode", absent) if target.kind == "task" else absent
+        if mode is not absent:
+            info["validation_mode"] = mode
         return info
 
     def export(self, target: Target, out_zip: Path, progress: TransferProgress) -> None:

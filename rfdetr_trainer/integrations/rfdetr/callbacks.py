@@ -40,11 +40,11 @@ def epoch_metrics(trainer: Any) -> dict[str, float]:
 
 def make_callbacks(*, metrics_path: Path, show_progress: bool = True) -> list[Any]:
     """The callbacks every training run gets: a progress bar on stderr (unless ``-q``) and the metrics log."""
-    from rfdetr_trainer.integrations.rfdetr.console import route_metric_tables
     from rfdetr_trainer.logs import quiet
 
-    tables = route_metric_tables()  # rfdetr's tables report each epoch; no ANSI escapes off a terminal
-    callbacks: list[Any] = [MetricsLog(metrics_path, log_line=not tables)]
+    # rfdetr's own tables report each epoch (plain text in a log file: integrations/rfdetr/console.py), so the
+    # metrics log writes metrics.jsonl and keeps its line at debug level.
+    callbacks: list[Any] = [MetricsLog(metrics_path, log_line=False)]
     callbacks.append(ResultsPlot(metrics_path))  # after MetricsLog: redraws results.png from what it wrote
     if show_progress and not quiet():
         callbacks.append(RichProgress())

@@ -1,38 +1,52 @@
-"""rfdetr's per-epoch metric tables, printed through the project's stderr console.
+"""rfdetr's per-epoch metric tables in a log file: plain text, no ANSI escape codes.
 
-rfdetr 1.11 prints its validation tables (``COCOEvalCallback._print_metrics_tables``) on the console returned by
-``rfdetr.training.callbacks.coco_eval._get_rich_console``, which, without Lightning's ``RichProgressBar``, is a
-fresh ``Console(force_terminal=True)``: colour escapes land in ``2> log`` files and CI logs. rfdetr offers no
-public switch for that console, so the private name is replaced (pinned by a test in
-``tests/integrations/test_trained_classes.py``) with one that returns the project's stderr console: colours in a
-terminal, plain text anywhere else, nothing with ``-q``. Those tables are then the one report of each epoch's
-metrics (the project's metrics log keeps its ``metrics.jsonl`` and logs its line at debug level only).
+rfdetr 1.11 prints its validation tables (``COCOEvalCallback``) on a fresh ``rich`` ``Console(force_terminal=True)``
+writing to ``sys.stdout``, so colour escapes land in ``2> log`` files and CI logs; it offers no public switch for
+that console. While a stage runs, stdout is redirected to stderr (``cli/common.py``); when stderr is not a
+terminal, that redirect goes through :class:`PlainText`, which drops the escape sequences (and with ``-q`` it
+drops the tables: only warnings and errors reach stderr). No private name of rfdetr is touched. The tables are the
+one report of each epoch's metrics: the project's metrics log keeps ``metrics.jsonl`` and logs its line at debug
+level only.
 """
 
 from __future__ import annotations
 
+import io
+import re
 from typing import Any
 
-
-def _console_for(trainer: Any) -> Any:
-    from rfdetr_trainer.logs import quiet, stderr_console
-
-    if quiet():
-        import io
-
-        from rich.console import Console
-
-        return Console(file=io.StringIO(), width=240)
-    return stderr_console()
+#: CSI sequences (colours, cursor moves) and OSC sequences (hyperlinks), as rich writes them.
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
 
-def route_metric_tables() -> bool:
-    """Send rfdetr's metric tables to the project's console; False when rfdetr no longer has the hook."""
-    try:
-        from rfdetr.training.callbacks import coco_eval
-    except ImportError:  # pragma: no cover - rfdetr is a dependency
+class PlainText(io.TextIOBase):
+    """A text stream that writes to ``target`` without ANSI escape codes (nothing at all when ``mute``)."""
+
+    def __init__(self, target: Any, *, mute: bool = False) -> None:
+        super().__init__()
+        self.target = target
+        self.mute = mute
+
+    def write(self, text: str) -> int:
+        if not self.mute:
+            self.target.write(_ESCAPES.sub("", text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
         return False
-    if not hasattr(coco_eval, "_get_rich_console"):
-        return False
-    coco_eval._get_rich_console = _console_for
-    return True
+
+    @property
+    def encoding(self) -> str:  # rich asks the stream for its encoding
+        return getattr(self.target, "encoding", None) or "utf-8"
+
+
+def stage_stdout(stderr: Any) -> Any:
+    """Where a stage's stdout goes: ``stderr`` itself in a terminal, else a :class:`PlainText` over it."""
+    from rfdetr_trainer.logs import quiet
+
+    if stderr.isatty() and not quiet():
+        return stderr
+    return PlainText(stderr, mute=quiet())
