@@ -107,17 +107,17 @@ def _inspect_ok(out: Path) -> None:
 
 def merge_text_as_image(w: Workspace) -> Case:  # 2
     return _merge_of(w, "text", lambda s: (s / "train" / "a0.png").write_text("I am text"),
-                     line="text/train/a0.png | not a readable image | nothing was written")
+                     line="text/train/a0.png | 1 of 8 images can't be used | image_unreadable")
 
 
 def merge_zero_byte_image(w: Workspace) -> Case:  # 2
     return _merge_of(w, "zero", lambda s: (s / "train" / "a1.png").write_bytes(b""),
-                     line="zero/train/a1.png | not a readable image")
+                     line="zero/train/a1.png | image_unreadable")
 
 
 def merge_unreadable_image(w: Workspace) -> Case:  # 2 (hard-linked as is before)
     return _merge_of(w, "unread", lambda s: (s / "train" / "a2.png").chmod(0), how="nobody",
-                     line="unread/train/a2.png | cannot read (Permission denied)")
+                     line="unread/train/a2.png | image_unreadable")
 
 
 def merge_null_bbox(w: Workspace) -> Case:  # 2
@@ -282,7 +282,7 @@ def class_map_bad_yaml(w: Workspace) -> Case:  # 8
 
 def unreadable_source_without_links(w: Workspace) -> Case:  # 8
     return _merge_of(w, "nolinks", lambda s: (s / "valid" / "v1.png").chmod(0), "--no-links", how="nobody",
-                     line="nolinks/valid/v1.png | cannot read")
+                     line="nolinks/valid/v1.png | image_unreadable")
 
 
 def predict_missing_input_before_model(w: Workspace) -> Case:  # 9
