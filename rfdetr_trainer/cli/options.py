@@ -32,7 +32,17 @@ JsonOut = Annotated[bool, typer.Option("--json", help="print a JSON result on st
 DatasetDir = Annotated[Optional[list[Path]], typer.Option(
     "--dataset-dir", "-d", help="local dataset folder (rfdetr, CVAT or plain COCO layout); repeatable.",
     rich_help_panel=DATA, show_default=False)]
-DataOutputDir = Annotated[Optional[Path], typer.Option(
+Data# --- throughput: image cache and compiler
+Cache = Annotated[Optional[str], typer.Option(
+    "--cache", help="decode and resize each image once: ram (default), disk or none.", rich_help_panel=TRAIN,
+    show_default=False)]
+CacheMaxGb = Annotated[Optional[float], typer.Option(
+    "--cache-max-gb", help="RAM the image cache may take; beyond it the cache goes to disk.", rich_help_panel=TRAIN,
+    show_default=False)]
+Compile = Annotated[Optional[bool], typer.Option(
+    "--compile/--no-compile", help="torch.compile the model (CUDA only; the first steps compile).",
+    rich_help_panel=TRAIN, show_default=False)]
+OutputDir = Annotated[Optional[Path], typer.Option(
     "--data-dir", help="where the prepared train/valid/test dataset is written.", rich_help_panel=DATA,
     show_default=False)]
 SourceType = Annotated[Optional[str], typer.Option(
@@ -208,6 +218,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "strategy": ("training.strategy", "--strategy"),
     "num_nodes": ("training.num_nodes", "--num-nodes"),
     "max_steps": ("training.max_steps", "--max-steps"),
+    "cache": ("training.cache", "--cache"),
+    "cache_max_gb": ("training.cache_max_gb", "--cache-max-gb"),
+    "compile": ("training.compile", "--compile"),
     "output_dir": ("experiment.output_dir", "--output-dir"),
     "run_name": ("experiment.run_name", "--run-name"),
     "clearml": ("experiment.clearml.enabled", "--clearml"),

@@ -124,6 +124,7 @@ def train(
         check_dataset_layout(dataset_dir)
 
     from rfdetr_trainer.integrations.rfdetr.callbacks import make_callbacks
+    from rfdetr_trainer.integrations.rfdetr.throughput import apply_model_options, cache_callbacks
     from rfdetr_trainer.integrations.rfdetr.trainer import build_model, fit
 
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -131,7 +132,9 @@ def train(
     log.info("building %s (%s) at %d px, weights: %s", spec.name, spec.class_name, resolution, weights or "none")
     model = build_model(spec, weights=weights, resolution=resolution, num_classes=model_cfg.num_classes,
                         device=training.device)
+    apply_model_options(model, training)
     callbacks = make_callbacks(metrics_path=paths.metrics, show_progress=show_progress)
+    callbacks.extend(cache_callbacks(training, paths.root))
     callbacks.extend(extra_callbacks or [])
     loggers = []
     if tensorboard:
@@ -182,12 +185,14 @@ def _train_kwargs(training: TrainingConfig, dataset_dir: Path, paths: RunPaths, 
         "early_stopping_patience": training.early_stopping_patience,
         "checkpoint_interval": training.checkpoint_interval,
         "seed": training.seed,
-        "num_workers": training.num_workers,
         "resolution": resolution,
         "tensorboard": False,  # the project's own TensorBoard logger writes under <run>/tensorboard
         "run_test": training.run_test,
         "notes": json.loads(json.dumps({"rfdetr_trainer": __version__, **(notes or {})}, default=str)),
     }
+    from rfdetr_trainer.integrations.rfdetr.throughput import loader_kwargs
+
+    kwargs.update(loader_kwargs(training))
     if training.lr_encoder is not None:
         kwargs["lr_encoder"] = training.lr_encoder
     if training.device != "auto":
