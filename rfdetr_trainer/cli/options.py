@@ -32,17 +32,7 @@ JsonOut = Annotated[bool, typer.Option("--json", help="print a JSON result on st
 DatasetDir = Annotated[Optional[list[Path]], typer.Option(
     "--dataset-dir", "-d", help="local dataset folder (rfdetr, CVAT or plain COCO layout); repeatable.",
     rich_help_panel=DATA, show_default=False)]
-Data# --- throughput: image cache and compiler
-Cache = Annotated[Optional[str], typer.Option(
-    "--cache", help="decode and resize each image once: ram (default), disk or none.", rich_help_panel=TRAIN,
-    show_default=False)]
-CacheMaxGb = Annotated[Optional[float], typer.Option(
-    "--cache-max-gb", help="RAM the image cache may take; beyond it the cache goes to disk.", rich_help_panel=TRAIN,
-    show_default=False)]
-Compile = Annotated[Optional[bool], typer.Option(
-    "--compile/--no-compile", help="torch.compile the model (CUDA only; the first steps compile).",
-    rich_help_panel=TRAIN, show_default=False)]
-OutputDir = Annotated[Optional[Path], typer.Option(
+DataOutputDir = Annotated[Optional[Path], typer.Option(
     "--data-dir", help="where the prepared train/valid/test dataset is written.", rich_help_panel=DATA,
     show_default=False)]
 SourceType = Annotated[Optional[str], typer.Option(
@@ -133,6 +123,16 @@ NumNodes = Annotated[Optional[int], typer.Option("--num-nodes", help="nodes for 
                                                  rich_help_panel=TRAIN, show_default=False)]
 MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="stop after N optimiser steps.",
                                                  rich_help_panel=TRAIN, show_default=False)]
+# --- throughput: image cache and compiler
+Cache = Annotated[Optional[str], typer.Option(
+    "--cache", help="decode and resize each image once: ram (default), disk or none.", rich_help_panel=TRAIN,
+    show_default=False)]
+CacheMaxGb = Annotated[Optional[float], typer.Option(
+    "--cache-max-gb", help="RAM the image cache may take; beyond it the cache goes to disk.", rich_help_panel=TRAIN,
+    show_default=False)]
+Compile = Annotated[Optional[bool], typer.Option(
+    "--compile/--no-compile", help="torch.compile the model (CUDA only; the first steps compile).",
+    rich_help_panel=TRAIN, show_default=False)]
 OutputDir = Annotated[Optional[Path], typer.Option(
     "--output-dir", "-o", help="run outputs: checkpoints, predictions, exports, manifests.",
     rich_help_panel=TRAIN, show_default=False)]
