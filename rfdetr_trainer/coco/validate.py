@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rfdetr_trainer.coco.image_probe import recall
 from rfdetr_trainer.coco.io import decode_text, parse_json
 from rfdetr_trainer.coco.layout import Subset, Tree, open_dataset
 from rfdetr_trainer.coco.schema import ERROR, INFO, SPLITS, WARNING, Finding
@@ -174,6 +175,19 @@ def check_image_file(tree: Tree, rel: str, width: Any, height: Any, file: str, i
     from PIL import Image, UnidentifiedImageError
 
     where = tree.describe(rel)
+    fs_path = tree.fs_path(rel)
+    known = recall(fs_path) if fs_path is not None else None  # probed by the fetch, unchanged since
+    if known is not None:
+        fmt, real_w, real_h, is_complete = known
+        if fmt.startswith("unreadable"):
+            reason = fmt.partition(":")[2] or "error"
+            return Finding("image_unreadable", f"{where} is not a readable image ({reason})", file, image_id)
+        if not is_complete:
+            return Finding("image_truncated", f"{where} is truncated (no {fmt} end marker)", file, image_id)
+        if (width, height) != (real_w, real_h):
+            return Finding("image_size_mismatch", f"{where} is {real_w}x{real_h}, the JSON says {width}x{height}",
+                           file, image_id)
+        return None
     try:
         with tree.open(rel) as fh, Image.open(fh) as img:
             real, fmt = img.size, img.format
