@@ -169,9 +169,23 @@ def run_pipeline(mode: str, data: Path, args: argparse.Namespace) -> dict:
             images += len(samples.tensors) if hasattr(samples, "tensors") else len(samples)
         epochs.append(images / (time.perf_counter() - started))
     later = epochs[1:] or epochs
+    # The same per-sample work in this process, one thread as in a loader worker, timed in CPU seconds: on a
+    # machine shared with other jobs the wall-clock figure above swings with their load, this one much less.
+    import random
+
+    import torch
+
+    torch.set_num_threads(1)
+    dataset = datamodule._dataset_train
+    order = list(range(len(dataset)))
+    random.Random(0).shuffle(order)
+    cpu_start = time.process_time()
+    for index in order:
+        dataset[index]
+    cpu_rate = len(order) / max(1e-9, time.process_time() - cpu_start)
     return {"part": "pipeline", "side": f"cache-{mode}", "images_per_s": round(statistics.mean(later), 3),
             "epochs_images_per_s": [round(e, 2) for e in epochs], "fill_s": round(fill_s, 2),
-            "num_workers": kwargs["num_workers"]}
+            "cpu_images_per_s": round(cpu_rate, 2), "num_workers": kwargs["num_workers"]}
 
 
 def make_data(folder: Path, n_train: int, width: int, height: int) -> Path:
@@ -243,10 +257,14 @@ def main() -> int:
                 if row:
                     rows.append({**row, "round": r})
                     print(f"[pipeline round {r + 1}] cache {mode}: {row['images_per_s']:.1f} images/s "
-                          f"(epochs {row['epochs_images_per_s']})", file=sys.stderr)
+                          f"(epochs {row['epochs_images_per_s']}), {row['cpu_images_per_s']:.1f} images per "
+                          "CPU-second", file=sys.stderr)
         none, ram = _rate(rows, "pipeline", "cache-none"), _rate(rows, "pipeline", "cache-ram")
+        cpu = {m: statistics.median([r["cpu_images_per_s"] for r in rows if r.get("side") == f"cache-{m}"] or [0])
+               for m in ("none", "ram")}
         print(f"data pipeline (Nano 384 px, 1280x720 JPEGs, epochs >= 2): cache none {none:.1f} images/s, "
-              f"cache ram {ram:.1f} images/s, ratio {ram / none:.2f} (goal >= 3)")
+              f"cache ram {ram:.1f} images/s, ratio {ram / none:.2f} (goal >= 3); per CPU-second (one worker's "
+              f"work): none {cpu['none']:.1f}, ram {cpu['ram']:.1f}, ratio {cpu['ram'] / max(cpu['none'], 1e-9):.2f}")
     if args.only in (None, "train"):
         make_data(args.work / "train-data", args.images, args.image_size, args.image_size)
         sides = ["limit", "rfdetr", "ours", "ours-nocache"] + (["ours-compile"] if args.compile else [])
