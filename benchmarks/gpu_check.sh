@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# GPU check: images/s of rfdetr-trainer vs rfdetr's own RFDETRNano(pretrain_weights=None).train(), AMP, synthetic data.
+# GPU check: benchmarks/bench_train_throughput.py on the GPU: images/s of rfdetr-trainer train against the
+# compute-bound limit and rfdetr's own RFDETRNano(pretrain_weights=None).train(), AMP, synthetic data, plus the data
+# pipeline with and without the image cache.
 #
-#   bash benchmarks/gpu_check.sh            # on the GPU machine, from the repo root; under 5 minutes
+#   bash benchmarks/gpu_check.sh            # on the GPU machine, from the repo root; about 10 minutes
 #   (as run for the closing note: GPU_CHECK_STEPS=60 GPU_CHECK_EPOCHS=3 bash benchmarks/gpu_check.sh, carry .whl;
 #    H200 figures in benchmarks/results/)
 #   bash benchmarks/gpu_check.sh wheels     # HERE, before: download the wheels the GPU machine lacks into .whl/
 #
 # The GPU machine has torch but no package registry: the venv sees the system site-packages (torch, Lightning,
 # tensorboard, …) and installs the rest from .whl/ (carry it: run(carry=[".whl"])). With internet, pip fills gaps.
-# Output goes to $OUT (or ./gpu_check_out). Knobs (see gpu_check.py): GPU_CHECK_STEPS, _BATCH, _RES, _EPOCHS,
-# _DEVICE, _REPEATS (pairs, default 2), GPU_CHECK_PYTHON (use this interpreter, skip the venv).
+# Output goes to $OUT (or ./gpu_check_out). Knobs: GPU_CHECK_STEPS (steps per epoch, 40), _BATCH (16), _RES (384),
+# _EPOCHS (2), _DEVICE (cuda), _REPEATS (rounds, 2), _IMAGE (px, 320), _PIPELINE (1280x720 JPEGs, 96), _COMPILE (1),
+# GPU_CHECK_PYTHON (use this interpreter, skip the venv). gpu_check.py is the earlier ours-vs-rfdetr check alone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_check_out}"; mkdir -p "$OUT"
@@ -20,7 +23,7 @@ say() { echo "[gpu_check] $*" | tee -a "$LOG" >&2; }
 WHEELS=(rfdetr==1.11.2 supervision "pyDeprecate==0.9.0" "torchmetrics==1.8.2" hotcoco==1.0.1 faster-coco-eval
         ultrafast-pycocotools vernier pycocotools simplejpeg torch-hungarian==0.1.0rc0 pydantic-settings python-dotenv
         clearml furl orderedmultidict pathlib2 jsonschema referencing jsonschema-specifications rpds-py
-        "pydantic==2.14.4" "pydantic-core==2.50.5" annotated-types typing-inspection)
+        "pydantic==2.14.4" "pydantic-core==2.50.5" annotated-types typing-inspection kornia kornia_rs)
 
 if [[ "${1:-}" == "wheels" ]]; then
   mkdir -p .whl && grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
@@ -70,20 +73,15 @@ if missing:
     print("\n".join(missing)); sys.exit(1)
 PY
 
-DATA="${GPU_CHECK_DATA:-/tmp/gpu-check-data}"
-rm -rf "$DATA" && "$PY" benchmarks/gpu_check.py make-data "$DATA" >>"$LOG" 2>&1 || { say "dataset failed"; exit 4; }
+# One prepared run of benchmarks/bench_train_throughput.py: the data pipeline (--cache ram vs none) and training
+# at (a) the compute-bound limit, (b) rfdetr's own train(), (c) rfdetr-trainer train (+ --cache none, --compile).
+STEPS="${GPU_CHECK_STEPS:-40}"; BATCH="${GPU_CHECK_BATCH:-16}"
 WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
-status=0
-for i in $(seq 1 "${GPU_CHECK_REPEATS:-2}"); do
-  for side in theirs ours; do   # alternate so drift hits both
-    say "run $i: $side"
-    if "$PY" benchmarks/gpu_check.py "$side" "$DATA" "$WORK/$side-$i" > "$WORK/out.txt" 2>>"$LOG"; then
-      grep '^GPU_CHECK ' "$WORK/out.txt" | sed 's/^GPU_CHECK //' | tee -a "$RESULTS" >&2
-    else
-      say "$side failed (tail of $LOG):"; tail -20 "$LOG" >&2; status=5
-    fi
-    rm -rf "$WORK/$side-$i"   # checkpoints
-  done
-done
-[[ $status -eq 0 ]] || exit $status
-"$PY" benchmarks/gpu_check.py compare "$RESULTS" | tee "$OUT/gpu_check_summary.txt"
+COMPILE=(); [[ "${GPU_CHECK_COMPILE:-1}" == "1" ]] && COMPILE=(--compile)
+"$PY" benchmarks/bench_train_throughput.py --device "${GPU_CHECK_DEVICE:-cuda}" --images $((STEPS * BATCH)) \
+  --image-size "${GPU_CHECK_IMAGE:-320}" --batch "$BATCH" --res "${GPU_CHECK_RES:-384}" \
+  --epochs "${GPU_CHECK_EPOCHS:-2}" --rounds "${GPU_CHECK_REPEATS:-2}" --pipeline-images "${GPU_CHECK_PIPELINE:-96}" \
+  "${COMPILE[@]}" --work "$WORK" 2>>"$LOG" | tee "$OUT/gpu_check_summary.txt"
+status=${PIPESTATUS[0]}
+tail -1 "$OUT/gpu_check_summary.txt" > "$RESULTS"
+[[ $status -eq 0 ]] || { say "bench_train_throughput failed (tail of $LOG):"; tail -20 "$LOG" >&2; exit 5; }

@@ -145,6 +145,16 @@ NumNodes = Annotated[Optional[int], typer.Option("--num-nodes", help="nodes for 
                                                  rich_help_panel=TRAIN, show_default=False)]
 MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="stop after N optimiser steps.",
                                                  rich_help_panel=TRAIN, show_default=False)]
+# --- throughput: image cache and compiler
+Cache = Annotated[Optional[str], typer.Option(
+    "--cache", help="decode and resize each image once: ram (default), disk or none.", rich_help_panel=TRAIN,
+    show_default=False)]
+CacheMaxGb = Annotated[Optional[float], typer.Option(
+    "--cache-max-gb", help="RAM the image cache may take; beyond it the cache goes to disk.", rich_help_panel=TRAIN,
+    show_default=False)]
+Compile = Annotated[Optional[bool], typer.Option(
+    "--compile/--no-compile", help="torch.compile the model (CUDA only; the first steps compile).",
+    rich_help_panel=TRAIN, show_default=False)]
 OutputDir = Annotated[Optional[Path], typer.Option(
     "--output-dir", "-o", help="run outputs: checkpoints, predictions, exports, manifests.",
     rich_help_panel=TRAIN, show_default=False)]
@@ -286,6 +296,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "strategy": ("training.strategy", "--strategy"),
     "num_nodes": ("training.num_nodes", "--num-nodes"),
     "max_steps": ("training.max_steps", "--max-steps"),
+    "cache": ("training.cache", "--cache"),
+    "cache_max_gb": ("training.cache_max_gb", "--cache-max-gb"),
+    "compile": ("training.compile", "--compile"),
     "output_dir": ("experiment.output_dir", "--output-dir"),
     "run_name": ("experiment.run_name", "--run-name"),
     "clearml": ("experiment.clearml.enabled", "--clearml"),

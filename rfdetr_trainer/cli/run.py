@@ -22,6 +22,7 @@ def run_command(
     checkpoint_interval: o.CheckpointInterval = None, resume: o.Resume = None, seed: o.Seed = None,
     num_workers: o.NumWorkers = None, devices: o.Devices = None, strategy: o.Strategy = None,
     num_nodes: o.NumNodes = None, max_steps: o.MaxSteps = None, output_dir: o.OutputDir = None,
+    cache: o.Cache = None, cache_max_gb: o.CacheMaxGb = None, compile: o.Compile = None,
     run_name: o.RunName = None, clearml: o.ClearML = None, project_name: o.ProjectName = None,
     task_name: o.TaskName = None, tags: o.Tags = None, clearml_offline: o.ClearMLOffline = None,
     clearml_required: o.ClearMLRequired = None, remote: o.Remote = None, tensorboard: o.TensorBoard = None,

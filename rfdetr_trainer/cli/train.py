@@ -16,6 +16,7 @@ def train_command(
     checkpoint_interval: o.CheckpointInterval = None, resume: o.Resume = None, seed: o.Seed = None,
     num_workers: o.NumWorkers = None, devices: o.Devices = None, strategy: o.Strategy = None,
     num_nodes: o.NumNodes = None, max_steps: o.MaxSteps = None, output_dir: o.OutputDir = None,
+    cache: o.Cache = None, cache_max_gb: o.CacheMaxGb = None, compile: o.Compile = None,
     run_name: o.RunName = None, tensorboard: o.TensorBoard = None, strict: o.Strict = None,
     skip_missing: o.SkipMissing = None, cache_dir: o.CacheDir = None,
     clearml: o.ClearML = None, project_name: o.ProjectName = None, task_name: o.TaskName = None,

@@ -45,6 +45,52 @@ def _orientation(img: Any) -> int:
     return value if isinstance(value, int) else 1
 
 
+#: What a decoder says about one file, independent of any annotation: ``(fault, detail, width, height,
+#: orientation)``; ``fault`` is ``""`` (decodes), ``image_unreadable`` or ``image_truncated``, and ``detail`` the
+#: message after the file's name. Plain data, so the fetch journal can store it (see ``coco/image_probe.py``).
+Probe = tuple[str, str, int, int, int]
+
+
+def probe_image(fh: Any, *, decode: bool = True) -> Probe:
+    """Open the image in file object ``fh`` and, with ``decode``, decode its pixels (JPEG in draft mode)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(fh) as img:
+            real, fmt, orientation = img.size, img.format, _orientation(img)
+            if decode:
+                if fmt == "JPEG":
+                    img.draft(img.mode, (max(1, real[0] // 8), max(1, real[1] // 8)))
+                img.load()
+    except UnidentifiedImageError:
+        return ("image_unreadable", " is not an image Pillow can identify", 0, 0, 1)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        text = str(exc).strip() or type(exc).__name__
+        code = "image_truncated" if "truncated" in text.lower() else "image_unreadable"
+        return (code, f" does not decode ({text[:120]})", 0, 0, 1)
+    return ("", "", int(real[0]), int(real[1]), int(orientation))
+
+
+def judge(probe: Probe, where: str, width: Any, height: Any) -> ImageProblem | None:
+    """The problem, if any, of an image with ``probe`` whose annotation says ``width`` x ``height``."""
+    fault, detail, real_w, real_h, orientation = probe
+    if fault:
+        return ImageProblem(fault, f"{where}{detail}", 1)
+    real = (real_w, real_h)
+    if (width, height) == real:
+        return None
+    if orientation in SWAPPING_ORIENTATIONS and (width, height) == (real[1], real[0]):
+        return ImageProblem(
+            "exif_rotated",
+            f"{where} is stored {real[0]}x{real[1]} with EXIF orientation {orientation}; the JSON's {width}x{height} "
+            "is the upright view, so the image is written upright (pixels rotated) for training",
+            orientation,
+        )
+    return ImageProblem(
+        "image_size_mismatch", f"{where} is {real[0]}x{real[1]}, the JSON says {width}x{height}", orientation
+    )
+
+
 def check_image(tree: Any, rel: str, width: Any, height: Any, *, decode: bool = True) -> ImageProblem | None:
     """Check one image file of ``tree`` against the size its annotation file gives.
 
@@ -59,35 +105,23 @@ def check_image(tree: Any, rel: str, width: Any, height: Any, *, decode: bool = 
         None when the file decodes at the JSON's size; else the problem. A size that is the JSON's with width
         and height swapped, in a file whose EXIF orientation rotates it by 90 degrees, is ``exif_rotated``: the
         JSON describes the image as viewers show it.
+
+    A decode check of a file the fetch already probed on landing, unchanged since, reuses that probe
+    (:func:`rfdetr_trainer.coco.image_probe.recall`) instead of decoding it again; it is the same check.
     """
-    from PIL import Image, UnidentifiedImageError
+    from rfdetr_trainer.coco.image_probe import recall
 
     where = tree.describe(rel)
-    try:
-        with tree.open(rel) as fh, Image.open(fh) as img:
-            real, fmt, orientation = img.size, img.format, _orientation(img)
-            if decode:
-                if fmt == "JPEG":
-                    img.draft(img.mode, (max(1, real[0] // 8), max(1, real[1] // 8)))
-                img.load()
-    except UnidentifiedImageError:
-        return ImageProblem("image_unreadable", f"{where} is not an image Pillow can identify")
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        text = str(exc).strip() or type(exc).__name__
-        code = "image_truncated" if "truncated" in text.lower() else "image_unreadable"
-        return ImageProblem(code, f"{where} does not decode ({text[:120]})", 1)
-    if (width, height) == real:
-        return None
-    if orientation in SWAPPING_ORIENTATIONS and (width, height) == (real[1], real[0]):
-        return ImageProblem(
-            "exif_rotated",
-            f"{where} is stored {real[0]}x{real[1]} with EXIF orientation {orientation}; the JSON's {width}x{height} "
-            "is the upright view, so the image is written upright (pixels rotated) for training",
-            orientation,
-        )
-    return ImageProblem(
-        "image_size_mismatch", f"{where} is {real[0]}x{real[1]}, the JSON says {width}x{height}", orientation
-    )
+    fs_path = tree.fs_path(rel) if decode else None
+    known = recall(fs_path) if fs_path is not None else None
+    if known is None:
+        try:
+            with tree.open(rel) as fh:
+                known = probe_image(fh, decode=decode)
+        except OSError as exc:  # the file itself can't be read (permissions, a broken zip member)
+            known = ("image_unreadable", f" does not decode ({(str(exc).strip() or type(exc).__name__)[:120]})",
+                     0, 0, 1)
+    return judge(known, where, width, height)
 
 
 def check_images(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from rfdetr_trainer.coco import image_probe
 from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.errors import AuthError, ConfigError, OutputError, SourceError, TrainerError
 from rfdetr_trainer.integrations.archive import (
@@ -161,19 +162,38 @@ def _transient(exc: BaseException) -> bool:
 
 
 def list_objects(client: Any, cfg: Any, bucket: str, prefixes: Iterable[str]) -> list[S3Object]:
-    """All objects under the prefixes (de-duplicated, folder markers dropped), sorted by key."""
+    """All objects under the prefixes (de-duplicated, folder markers dropped), sorted by key.
+
+    Each prefix is listed one level deep first; its sub-folders (``train/``, ``valid/``, ``test/``, …) are then
+    listed at the same time, so the pages of one folder don't wait for another's (a listing is paged 1,000 keys
+    at a time, one round trip each).
+    """
     found: dict[str, S3Object] = {}
     paginator = client.get_paginator("list_objects_v2")
-    for prefix in prefixes:
+
+    def pages(prefix: str, delimiter: str | None) -> tuple[list[S3Object], list[str]]:
+        objects: list[S3Object] = []
+        subs: list[str] = []
+        kwargs = {"Bucket": bucket, "Prefix": prefix, **({"Delimiter": delimiter} if delimiter else {})}
         try:
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for page in paginator.paginate(**kwargs):
+                subs.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
                 for item in page.get("Contents", []):
-                    key = item["Key"]
-                    if key.endswith("/"):
-                        continue
-                    found[key] = S3Object(key, int(item["Size"]), str(item.get("ETag", "")).strip('"'))
+                    if not item["Key"].endswith("/"):
+                        objects.append(S3Object(item["Key"], int(item["Size"]), str(item.get("ETag", "")).strip('"')))
         except Exception as exc:  # noqa: BLE001 - mapped to one clear line
             raise s3_error(cfg, bucket, exc, f"listing prefix {prefix!r}") from exc
+        return objects, subs
+
+    for prefix in prefixes:
+        top, subs = pages(prefix, "/")
+        listed = [top]
+        if subs:
+            with ThreadPoolExecutor(max_workers=min(len(subs), max(1, cfg.concurrency))) as pool:
+                listed.extend(objects for objects, _ in pool.map(lambda sub: pages(sub, None), subs))
+        for objects in listed:
+            for obj in objects:
+                found[obj.key] = obj
     return [found[k] for k in sorted(found)]
 
 
@@ -218,6 +238,8 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, tuple[str, int]] = {}
+        # key -> the image probe of the landed file and the mtime it was probed at (see coco/image_probe.py)
+        self.probes: dict[str, tuple[list, int]] = {}
         self._lock = threading.Lock()
         self._fh: Any = None
         if path.is_file():
@@ -225,25 +247,36 @@ class Journal:
                 try:
                     row = json.loads(line)
                     self.entries[row["key"]] = (row["etag"], int(row["size"]))
+                    if "probe" in row:
+                        self.probes[row["key"]] = (list(row["probe"]), int(row["mtime_ns"]))
                 except (ValueError, KeyError, TypeError):
                     continue
 
     def matches(self, obj: S3Object) -> bool:
         return self.entries.get(obj.key) == (obj.etag, obj.size)
 
-    def record(self, obj: S3Object) -> None:
-        line = json.dumps({"key": obj.key, "etag": obj.etag, "size": obj.size}) + "\n"
+    def _row(self, key: str) -> str:
+        etag, size = self.entries[key]
+        row: dict[str, Any] = {"key": key, "etag": etag, "size": size}
+        if key in self.probes:
+            row["probe"], row["mtime_ns"] = self.probes[key]
+        return json.dumps(row) + "\n"
+
+    def record(self, obj: S3Object, probe: tuple | None = None, mtime_ns: int | None = None) -> None:
         with self._lock:
+            self.entries[obj.key] = (obj.etag, obj.size)
+            if probe is not None and mtime_ns is not None:
+                self.probes[obj.key] = (list(probe), mtime_ns)
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            self._fh.write(line)
+            self._fh.write(self._row(obj.key))
             self._fh.flush()
-            self.entries[obj.key] = (obj.etag, obj.size)
 
     def forget(self, key: str) -> None:
         with self._lock:
             self.entries.pop(key, None)
+            self.probes.pop(key, None)
 
     def close(self, *, compact: bool) -> None:
         with self._lock:
@@ -252,12 +285,7 @@ class Journal:
                 self._fh = None
             if compact and self.entries:
                 tmp = temp_sibling(self.path)
-                tmp.write_text(
-                    "".join(
-                        json.dumps({"key": k, "etag": e, "size": s}) + "\n" for k, (e, s) in self.entries.items()
-                    ),
-                    encoding="utf-8",
-                )
+                tmp.write_text("".join(self._row(k) for k in self.entries), encoding="utf-8")
                 os.replace(tmp, self.path)
 
 
@@ -419,9 +447,17 @@ def fetch_s3(cfg: Any, dest: Path, *, progress: Any = None, strict: bool = False
     for members in folders.values():
         for obj in members:
             path = paths[obj.key]
-            intact = path.is_file() and path.stat().st_size == obj.size
-            if refresh or not (journal.matches(obj) and intact):
+            try:
+                st = path.stat()
+            except OSError:
+                st = None
+            if refresh or st is None or st.st_size != obj.size or not journal.matches(obj):
                 todo.append((obj, False))
+                continue
+            known = journal.probes.get(obj.key)
+            if known is not None and known[1] == st.st_mtime_ns:
+                # Unchanged since it landed and was probed: validation reuses that probe (coco/image_probe.py).
+                image_probe.remember(path, tuple(known[0]), st)  # type: ignore[arg-type]
     for obj in zips:
         if refresh or not (journal.matches(obj) and extracted_dir(obj).is_dir()):
             todo.append((obj, True))
@@ -434,6 +470,11 @@ def fetch_s3(cfg: Any, dest: Path, *, progress: Any = None, strict: bool = False
         remove_stale_siblings(path)
         journal.forget(obj.key)
         landed = download_object(client, cfg, bucket, obj, path, bar)
+        probe = mtime_ns = None
+        if not is_zip and image_probe.is_image_name(obj.key):
+            # Validation on the transfer thread, while other objects are still in flight.
+            probe, st = image_probe.probe_and_remember(path)
+            mtime_ns = st.st_mtime_ns
         if is_zip:
             try:
                 extract_zip(path, extracted_dir(obj))
@@ -441,7 +482,8 @@ def fetch_s3(cfg: Any, dest: Path, *, progress: Any = None, strict: bool = False
                 raise type(exc)(f"{_where(cfg, bucket)}: {obj.key}: {exc.message}") from None
             finally:
                 path.unlink(missing_ok=True)
-        journal.record(S3Object(obj.key, obj.size, landed.etag if landed.size == obj.size else obj.etag))
+        journal.record(S3Object(obj.key, obj.size, landed.etag if landed.size == obj.size else obj.etag),
+                       probe, mtime_ns)
         bar.advance(files=1)
 
     ok = False

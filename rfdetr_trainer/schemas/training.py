@@ -31,7 +31,9 @@ class TrainingConfig(Section):
     checkpoint_interval: int = Field(10, ge=1, description="save a numbered checkpoint every N epochs")
     resume: Path | None = Field(None, description="resume from a Lightning last.ckpt (or 'auto' via --resume)")
     seed: int = Field(42, description="random seed")
-    num_workers: int = Field(2, ge=0, description="data-loader worker processes")
+    num_workers: int | None = Field(
+        None, ge=0, description="data-loader worker processes (default: from the CPU count, at most 8)"
+    )
     amp: bool | None = Field(None, description="mixed precision (default: on for CUDA, off for CPU)")
     devices: int | str = Field("auto", description="Lightning devices: a count or 'auto'")
     strategy: str = Field("auto", description="Lightning strategy: auto, ddp, ddp_spawn, ...")
@@ -64,7 +66,8 @@ class TrainingConfig(Section):
     aug_config: Path | None = Field(
         None, description="JSON/YAML file of Albumentations transforms ({name: {params}}), instead of a preset")
     augmentation_backend: Literal["cpu", "auto", "torchvision", "albumentations", "kornia"] = Field(
-        "cpu", description="augmentation backend; cpu/auto pick the best one installed")
+        "auto", description="rfdetr augmentation backend: auto (kornia on a GPU when installed; the CPU pick when "
+        "training is pinned to the CPU), cpu, torchvision, albumentations, kornia")
     multi_scale: Literal["off", "per-batch", "per-sample"] = Field(
         "per-batch", description="multi-scale training: off, per-batch or per-sample")
     lr_scheduler: Literal["step", "cosine"] = Field("step", description="learning-rate schedule")
@@ -74,6 +77,18 @@ class TrainingConfig(Section):
     save_dataset_grids: bool = Field(False, description="render train/valid sample grids into the checkpoints folder")
     max_time: str | None = Field(
         None, description="time budget, e.g. 90m, 2h, 1.5h or DD:HH:MM:SS; stops at a step and keeps checkpoints")
+
+    # --- throughput: image cache, data loader, compiler
+    cache: Literal["ram", "disk", "none"] = Field(
+        "ram", description="decode and resize each image once: ram, disk (a mapped file) or none"
+    )
+    cache_max_gb: float = Field(
+        16.0, gt=0, description="RAM the image cache may take (also capped at half the free memory); beyond: disk"
+    )
+    compile: bool = Field(False, description="torch.compile the model (rfdetr's compile; CUDA only)")
+    pin_memory: bool | None = Field(None, description="pinned host memory for batches (default: on with CUDA)")
+    persistent_workers: bool | None = Field(None, description="keep loader workers across epochs (default: on)")
+    prefetch_factor: int | None = Field(None, ge=1, description="batches each loader worker prepares ahead")
 
     @field_validator("batch_size", mode="before")
     @classmethod

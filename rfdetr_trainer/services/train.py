@@ -188,6 +188,7 @@ def train(
     else:
         check_dataset_layout(dataset_dir)
 
+    from rfdetr_trainer.integrations.rfdetr.throughput import apply_model_options
     from rfdetr_trainer.integrations.rfdetr.trainer import build_model, fit
 
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -200,6 +201,7 @@ def train(
     else:
         model = build_model(spec, weights=weights, resolution=resolution, num_classes=model_cfg.num_classes,
                             device=training.device, **model_kwargs)
+    apply_model_options(model, training)
     callbacks = project_callbacks(training, paths, tensorboard=tensorboard, show_progress=show_progress,
                                   extra=extra_callbacks)
     outcome = fit(model, train_kwargs=train_kwargs_of(training, dataset_dir, paths, resolution, notes),
@@ -229,9 +231,11 @@ def project_callbacks(training: TrainingConfig, paths: RunPaths, *, tensorboard:
     """Every Lightning callback the project attaches to rfdetr's Trainer, built in this one place.
 
     The first is always the ``MetricsLog`` (its history becomes the result's metrics); then the Trainer settings
-    ``RFDETR.train()`` doesn't take (step limit, time budget, the TensorBoard logger) and the caller's trackers.
+    ``RFDETR.train()`` doesn't take (step limit, time budget, the TensorBoard logger), the image cache
+    (``training.cache``) and the caller's trackers.
     """
     from rfdetr_trainer.integrations.rfdetr.callbacks import make_callbacks, run_callbacks
+    from rfdetr_trainer.integrations.rfdetr.throughput import cache_callbacks
     from rfdetr_trainer.schemas.training import max_time_seconds
 
     loggers = []
@@ -243,6 +247,7 @@ def project_callbacks(training: TrainingConfig, paths: RunPaths, *, tensorboard:
     callbacks.extend(run_callbacks(
         max_steps=training.max_steps, loggers=loggers,
         max_time=None if training.max_time is None else max_time_seconds(training.max_time)))
+    callbacks.extend(cache_callbacks(training, paths.root))  # decode each image once (training.cache)
     callbacks.extend(extra or [])
     return callbacks
 
@@ -311,6 +316,8 @@ def resolved_configs(model_cfg: ModelConfig, training: TrainingConfig, dataset_d
         model_fields["pretrain_weights"] = str(paths.checkpoints / "init_from.pth")
     if training.device != "auto":
         model_fields["device"] = training.device
+    if training.compile:  # what apply_model_options sets on the built model
+        model_fields["compile"] = True
     train_fields = train_kwargs_of(training, dataset_dir, paths, resolution, None)
     for absorbed in ("device", "resolution"):  # RFDETR.train() applies these to the model, not the TrainConfig
         train_fields.pop(absorbed, None)
@@ -347,12 +354,14 @@ def train_kwargs_of(training: TrainingConfig, dataset_dir: Path, paths: RunPaths
         "early_stopping_patience": training.early_stopping_patience,
         "checkpoint_interval": training.checkpoint_interval,
         "seed": training.seed,
-        "num_workers": training.num_workers,
         "resolution": resolution,
         "tensorboard": False,  # the project's own TensorBoard logger writes under <run>/tensorboard
         "run_test": training.run_test,
         "notes": json.loads(json.dumps({"rfdetr_trainer": __version__, **(notes or {})}, default=str)),
     }
+    from rfdetr_trainer.integrations.rfdetr.throughput import loader_kwargs
+
+    kwargs.update(loader_kwargs(training))
     if training.lr_encoder is not None:
         kwargs["lr_encoder"] = training.lr_encoder
     if training.device != "auto":
@@ -366,7 +375,7 @@ def train_kwargs_of(training: TrainingConfig, dataset_dir: Path, paths: RunPaths
     if training.num_nodes != 1:
         kwargs["num_nodes"] = training.num_nodes
     kwargs.update(
-        multi_scale=training.multi_scale, augmentation_backend=training.augmentation_backend,
+        multi_scale=training.multi_scale,  # augmentation_backend: loader_kwargs (auto -> cpu on a CPU run)
         lr_scheduler=training.lr_scheduler, warmup_epochs=training.warmup_epochs,
         eval_interval=training.eval_interval, eval_max_dets=training.eval_max_dets,
         save_dataset_grids=training.save_dataset_grids,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rfdetr_trainer.integrations.rfdetr.callbacks import _scalar
+from rfdetr_trainer.integrations.rfdetr.callbacks import LazyScalar, _scalar
 from rfdetr_trainer.integrations.tensorboard import PredictionImagesBase
 from rfdetr_trainer.logs import get_logger
 
@@ -51,6 +51,7 @@ class ClearMLCallback(PredictionImagesBase):
         self.tm = task_manager
         self.log_every_n_steps = max(1, int(log_every_n_steps))
         self._last_step = -1
+        self._pending: list[tuple[int, LazyScalar, LazyScalar | None]] = []
         self.reported_epochs: list[int] = []
 
     def _on(self, trainer: Any) -> bool:
@@ -66,20 +67,30 @@ class ClearMLCallback(PredictionImagesBase):
         if step == self._last_step or step % self.log_every_n_steps:
             return
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        number = _scalar(loss) if loss is not None else None
-        if number is None:
+        if loss is None:
             return
         self._last_step = step
-        self.tm.report_scalar("train (steps)", "loss", number, step)
-        lr = _scalar(trainer.callback_metrics.get("train/lr")) if "train/lr" in trainer.callback_metrics else None
-        if lr is not None:
-            self.tm.report_scalar("train (steps)", "lr", lr, step)
+        lr = trainer.callback_metrics.get("train/lr")
+        # Queued without waiting on the device; reported once landed (see LazyScalar), oldest first.
+        self._pending.append((step, LazyScalar(loss), LazyScalar(lr) if lr is not None else None))
+        self._flush(wait=False)
+
+    def _flush(self, *, wait: bool) -> None:
+        while self._pending and (wait or self._pending[0][1].ready()):
+            step, loss, lr = self._pending.pop(0)
+            number = loss.wait()
+            if number is not None:
+                self.tm.report_scalar("train (steps)", "loss", number, step)
+            rate = lr.wait() if lr is not None else None
+            if rate is not None:
+                self.tm.report_scalar("train (steps)", "lr", rate, step)
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         # Validation runs before on_train_epoch_end, so this sees the epoch's train and validation scalars
         # (including per-class AP, which rfdetr logs to the loggers but not to callback_metrics).
         if not self._on(trainer):
             return
+        self._flush(wait=True)  # the epoch is over: reading the last queued losses costs nothing now
         epoch = int(trainer.current_epoch)
         for key, value in sorted(epoch_scalars(trainer).items()):
             title, series = split_key(key)

@@ -28,6 +28,39 @@ def _scalar(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+class LazyScalar:
+    """A device scalar copied to the host without waiting for the device: read it once the copy has landed.
+
+    ``.item()`` on a CUDA tensor waits for every kernel queued before it, so a callback that reads the loss each
+    N steps stalls the GPU queue each N steps. This queues a non-blocking copy and a CUDA event instead;
+    :meth:`value` answers None until the event has passed, and never blocks (CPU tensors are ready at once).
+    """
+
+    def __init__(self, tensor: Any) -> None:
+        self._event = None
+        if getattr(tensor, "is_cuda", False):
+            import torch
+
+            self._host = tensor.detach().to("cpu", non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._host = tensor.detach() if hasattr(tensor, "detach") else tensor
+
+    def ready(self) -> bool:
+        return self._event is None or bool(self._event.query())
+
+    def value(self) -> float | None:
+        """The number once the copy has landed, else None (finite values only)."""
+        return _scalar(self._host) if self.ready() else None
+
+    def wait(self) -> float | None:
+        """The number, waiting for the copy if it has not landed (for epoch ends, where waiting is free)."""
+        if self._event is not None:
+            self._event.synchronize()
+        return _scalar(self._host)
+
+
 def epoch_metrics(trainer: Any) -> dict[str, float]:
     """The scalars Lightning holds at the end of an epoch, as plain floats."""
     out = {}
@@ -168,6 +201,7 @@ class RichProgress(Callback):
         self.loss_every = max(1, loss_every)
         self._progress: Any = None
         self._task: Any = None
+        self._pending: LazyScalar | None = None
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.is_global_zero:
@@ -195,10 +229,15 @@ class RichProgress(Callback):
         if batch_idx % self.loss_every:
             self._progress.update(self._task, advance=1)
             return
-        # Reading the loss waits for the GPU; doing it every step would stall the CUDA queue, so only every N.
+        # Every N steps: show the loss queued N steps ago (landed by now) and queue this one, never waiting on the
+        # device (reading it at once would stall the CUDA queue; see LazyScalar).
+        number = self._pending.value() if self._pending is not None else None
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        number = _scalar(loss) if loss is not None else None
-        self._progress.update(self._task, advance=1, loss=f"loss {number:.3f}" if number is not None else "")
+        self._pending = LazyScalar(loss) if loss is not None else None
+        if self._pending is not None and self._pending.ready():  # CPU training: nothing to wait for
+            number = self._pending.value()
+        fields = {"loss": f"loss {number:.3f}"} if number is not None else {}
+        self._progress.update(self._task, advance=1, **fields)
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self._stop()
