@@ -77,9 +77,11 @@ def validate_dataset(dataset_dir: Path, *, strict: bool) -> Any:
     return report
 
 
-def preflight(model_cfg: ModelConfig, training: TrainingConfig) -> tuple[Any, int, str | None, Path | None]:
+def preflight(model_cfg: ModelConfig, training: TrainingConfig, *, dry_run: bool = False
+              ) -> tuple[Any, int, str | None, Path | None]:
     """Check what can fail before any data moves or rfdetr is imported: model type, resolution, weights, resume,
-    and the rfdetr knobs that need an optional package or a file.
+    and the rfdetr knobs that need an optional package or a file. A dry run only shows the configs, so it may
+    name a device this machine lacks (``--device cuda`` on a laptop, to see what a GPU run would get).
 
     Returns:
         The model spec, the resolution to train at, the weights for rfdetr, and the checkpoint to resume from.
@@ -87,7 +89,8 @@ def preflight(model_cfg: ModelConfig, training: TrainingConfig) -> tuple[Any, in
     from rfdetr_trainer.integrations.rfdetr.devices import check_device
 
     spec = get_spec(model_cfg.model_type)
-    check_device(training.device)
+    if not dry_run:
+        check_device(training.device)
     resolution = check_resolution(spec, training.resolution)
     weights = resolve_weights(spec, model_cfg.pretrain_weights)
     resume = find_resume_checkpoint(training.resume) if training.resume else None
@@ -302,7 +305,7 @@ def resolved_configs(model_cfg: ModelConfig, training: TrainingConfig, dataset_d
     quiet_libraries()
     import rfdetr.config
 
-    spec, resolution, weights, _resume = preflight(model_cfg, training)
+    spec, resolution, weights, _resume = preflight(model_cfg, training, dry_run=True)
     model_fields: dict[str, Any] = {"pretrain_weights": weights, "resolution": resolution,
                                     **model_kwargs_of(model_cfg)}
     num_classes = model_cfg.num_classes

@@ -16,7 +16,7 @@ from rfdetr_trainer.settings import load_settings
     ({"cache": "none"}, "cache", "none"),
     ({"cache_max_gb": 2.5}, "cache_max_gb", 2.5),
     ({"compile": True}, "compile", True),
-    ({}, "cache", "ram"),
+    ({}, "cache", "none"),
     ({}, "compile", False),
 ])
 def test_flags_set_training_keys(params, key, value):
