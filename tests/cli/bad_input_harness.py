@@ -138,10 +138,20 @@ import json, os, sys
 cfg = json.loads(sys.argv[1])
 os.umask(cfg["umask"])
 if cfg["nobody"]:
-    # The interpreter's stdlib may sit under root's home: load what the commands import, then drop to nobody.
-    import importlib
+    # The interpreter's stdlib and the checkout may sit where nobody can't read (root's home, a 0700 mktemp
+    # clone): load what the commands import, every module of the package included, then drop to nobody.
+    import importlib, pkgutil
+    import rich
+    import rfdetr_trainer
     for name in cfg["preload"]:
         importlib.import_module(name)
+    for package in (rfdetr_trainer, rich):  # rich imports its tables (emoji codes, ...) lazily
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if not info.name.endswith("__main__"):
+                try:
+                    importlib.import_module(info.name)
+                except ImportError:  # an optional extra (rich's Jupyter support, the lora extra)
+                    pass
     os.setgid(65534)
     os.setuid(65534)
 sys.argv = ["rfdetr-trainer", *cfg["args"]]
@@ -161,7 +171,8 @@ PRELOAD = [
     "rfdetr_trainer.integrations.progress", "rfdetr_trainer.logs", "rich.logging", "rich.progress", "rich.console",
     "dotenv", "yaml", "PIL.Image", "PIL.PngImagePlugin", "PIL.JpegImagePlugin", "msgspec", "tempfile", "zipfile",
     "uuid", "difflib", "traceback", "concurrent.futures", "pydantic_settings", "encodings.idna",
-    "encodings.utf_8_sig", "encodings.latin_1", "encodings.ascii",
+    "encodings.utf_8_sig", "encodings.latin_1", "encodings.ascii", "platformdirs", "PIL.ImageOps", "PIL.ExifTags",
+    "PIL.TiffImagePlugin", "PIL.GifImagePlugin", "PIL.BmpImagePlugin", "PIL.WebPImagePlugin", "csv", "signal",
 ]
 
 
