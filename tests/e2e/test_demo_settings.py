@@ -65,7 +65,8 @@ def test_demo_settings_run_end_to_end(tmp_path: Path) -> None:
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     manifest_path = runs / "demo" / "run_manifest.json"
-    assert proc.stdout.strip().splitlines()[-1] == f"manifest: {manifest_path}"
+    lines = proc.stdout.strip().splitlines()  # run ends like train: the best checkpoint, the manifest before it
+    assert lines[-2] == f"manifest: {manifest_path}" and lines[-1].endswith(".pth"), lines[-3:]
 
     saved = json.loads((runs / "demo" / "checkpoints" / "training_config.json").read_text())
     for key, value in demo["training"].items():
