@@ -176,7 +176,7 @@ def _compare_maps(reference: Any, files: dict[str, Path], dataset_dir: Path | No
     worst = max(rows[1:], key=lambda r: r["drop"], default=None)
     if worst is not None and worst["drop"] > max_drop:
         raise ExportError(
-            f"{worst['format']} ({files[worst['format']].name}): mAP50:95 {worst['mAP50_95']:.4f} on {split} is "
+            f"{files[worst['format']].name}: mAP50:95 {worst['mAP50_95']:.4f} on {split} is "
             f"{worst['drop']:.4f} below "
             f"PyTorch's {base['mAP50_95']:.4f} (export.max_map_drop {max_drop:g})",
             hint="export without --half/--simplify, or raise export.max_map_drop; nothing was written")
