@@ -83,7 +83,8 @@ def _predictions(checkpoint: Path, frames, floor: float):
         for i, (_name, data) in enumerate(frames):
             paths.append(Path(tmp) / f"{i}.jpg")
             paths[-1].write_bytes(data)
-        for pred in predict_images(model, paths, threshold=floor, iou_threshold=0.5):
+        for pred in predict_images(model, paths, threshold=floor):
+            pred = pred.nms(0.5)  # as annotate runs it (validation.iou_threshold)
             dets = []
             for box, score, label in zip(pred.boxes_xyxy, pred.scores, pred.labels):
                 x0, y0, x1, y1 = (min(max(v, 0.0), lim) for v, lim in
