@@ -26,6 +26,7 @@ def clearml_server():
 @pytest.fixture
 def online(clearml_server, tmp_path, monkeypatch):
     """The SDK pointed at the loopback server, with its cache and HOME under the test's temp dir."""
+    reset_clearml()  # an earlier test of the session may have left ClearML's offline flags on
     for name in CLEARML_VARS:
         monkeypatch.delenv(name, raising=False)
     conf = tmp_path / "clearml.conf"
