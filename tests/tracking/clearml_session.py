@@ -44,6 +44,9 @@ def reset_clearml() -> None:
     # Task.set_offline(False) would connect to a server; the tests only need the flags back.
     InterfaceBase._offline_mode = False
     Session._offline_mode = False
+    # The default API session is built once per process; one built in offline mode has no token and every later
+    # online call retries on it forever ('Session' object has no attribute '_TokenManager__token').
+    InterfaceBase._default_session = None
     os.environ.pop("CLEARML_OFFLINE_MODE", None)
 
 

@@ -46,7 +46,7 @@ def test_two_process_ddp_side_effects_on_rank_zero_only(launcher: str, dataset: 
     manifests = [line for line in proc.stdout.splitlines() if line.startswith("manifest: ")]
     assert manifests == [f"manifest: {run_dir / 'run_manifest.json'}"]  # one result, from rank 0
     manifest = json.loads((run_dir / "run_manifest.json").read_text())
-    assert set(manifest["stages"]) == {"fetch", "train", "predict", "export"}
+    assert set(manifest["stages"]) == {"fetch", "train", "predict", "export", "evaluate", "report"}
     assert manifest["config"]["training"]["strategy"] == "ddp"
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1  # one record per epoch, not per rank
     assert [p.name for p in (run_dir / "export").iterdir()] == ["model.onnx"]
