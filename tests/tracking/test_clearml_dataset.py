@@ -37,6 +37,11 @@ def online(clearml_server, tmp_path, monkeypatch):
                        "CLEARML_CACHE_DIR": str(tmp_path / "cache"), "CLEARML_CONFIG_FILE": str(conf)}.items():
         monkeypatch.setenv(key, value)
     (tmp_path / "home").mkdir()
+    from clearml.backend_interface.base import InterfaceBase
+
+    # Build the SDK's process-wide API session now, online, and fail at once if it has no token: a session left
+    # from an earlier offline test makes every later call retry forever instead.
+    assert InterfaceBase._get_default_session().token, "ClearML's default session is not logged in"
     yield clearml_server
     for name in ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID", "CLEARML_TASK_ID"):
         os.environ.pop(name, None)
@@ -94,13 +99,14 @@ def test_fetch_pulls_a_version_and_a_running_task_records_its_id(online, tmp_pat
     version = json.loads(_merge([str(source), "--data-dir", str(out), "--clearml-dataset", "pulled", "--json"])
                          .stdout)["clearml_dataset_id"]
 
-    fetched = CliRunner().invoke(app, ["fetch", "--clearml-dataset-id", version, "--json",
-                                       "--env-file", os.devnull])
+    fetched = CliRunner().invoke(app, ["fetch", "--clearml-dataset-id", version, "--json", "--data-dir",
+                                       str(tmp_path / "fetched"), "--env-file", os.devnull])
     assert fetched.exit_code == 0, fetched.output
     result = json.loads(fetched.stdout)
     local = Path(result["dataset_dir"])
-    assert result["in_place"] is True and result["sources"][0]["origin"] == {"type": "clearml",
-                                                                            "dataset_id": version}
+    # the version lands where -o/--data-dir says (issue 8), ClearML's cached copy stays as it is
+    assert local == tmp_path / "fetched" and result["sources"][0]["origin"] == {"type": "clearml",
+                                                                               "dataset_id": version}
     assert _files(local) == _files(out) and local != out
     assert (local / "train" / "_annotations.coco.json").read_bytes() == (
         out / "train" / "_annotations.coco.json").read_bytes()

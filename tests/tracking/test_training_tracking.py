@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from clearml_session import Session, isolate, only_session, reset_clearml
+from clearml_session import isolate, only_session, reset_clearml
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def test_clearml_debug_images_console_and_model(run: SimpleNamespace) -> None:
     (image,) = run.session.of_type("training_debug_image")
     assert (image["metric"], image["variant"], image["iter"]) == ("predictions", "valid", 0)
     assert Path(image["url"]).is_file() and Path(image["url"]).stat().st_size > 1000
-    assert "epoch 1" in run.session.log  # the project's own log lines (stderr) are the console log
+    assert "run folder: " in run.session.log  # the project's own log lines (stderr) are the console log
     best, onnx = run.session.task["offline_output_models"]  # the best checkpoint, then the exported model
     for model in (best, onnx):
         assert model["init"]["label_enumeration"] == {n: i for i, n in enumerate(run.result.class_names)}
@@ -102,7 +102,9 @@ def test_tensorboard_scalars_and_prediction_images(run: SimpleNamespace) -> None
     acc.Reload()
     tags = acc.Tags()
     assert {"val/mAP_50", "val/mAP_50_95", "train/loss"} <= set(tags["scalars"]), tags["scalars"]
-    assert tags["images"] == ["predictions/valid"]
+    # the validation predictions each epoch, then `run`'s evaluation of the test split (issue 9)
+    assert tags["images"] == ["predictions/valid", "eval test/confusion_matrix",
+                              "eval test/confusion_matrix_normalized", "eval test/pr_curve", "eval test/f1_curve"]
     (event,) = acc.Images("predictions/valid")
     assert event.step == 0 and event.width >= 128 and event.height >= 128
     assert event.encoded_image_string[:4] == b"\x89PNG"
@@ -114,4 +116,3 @@ def test_tensorboard_callback_is_silent_without_logger(tmp_path: Path) -> None:
     trainer = SimpleNamespace(loggers=[], sanity_checking=False, is_global_zero=True, current_epoch=0,
                               max_epochs=1)
     TensorBoardPredictionImages().emit(trainer, object(), 0)  # no TensorBoard logger: nothing to do, no error
-    assert Session  # the reader is shared with the other modules
