@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 
 from rfdetr_trainer.cli import options as o
@@ -22,8 +22,18 @@ Rename = Annotated[Optional[list[str]], typer.Option(
     rich_help_panel=o.DATA, show_default=False)]
 Drop = Annotated[Optional[list[str]], typer.Option(
     "--drop", help="drop a class and its annotations; repeatable.", rich_help_panel=o.DATA, show_default=False)]
-BoxFix = Annotated[Optional[str], typer.Option(
-    "--box-fix", click_type=click.Choice(["clip", "drop", "none"]),
+
+
+class BoxFixChoice(str, Enum):
+    """Values of ``--box-fix`` (Typer renders an Enum as a choice; ``click.Choice`` would tie us to Click)."""
+
+    clip = "clip"
+    drop = "drop"
+    none = "none"
+
+
+BoxFix = Annotated[Optional[BoxFixChoice], typer.Option(
+    "--box-fix",
     help="boxes outside the image: clip, drop or none (keep).", rich_help_panel=o.DATA, show_default=False)]
 NoImages = Annotated[bool, typer.Option(
     "--no-images", help="annotations only: read and write no image files.", rich_help_panel=o.DATA)]
@@ -65,7 +75,7 @@ def merge_command(
 
     settings = load(locals())
     if box_fix is not None:
-        settings.data.box_fix = box_fix  # a flag only this command has; highest precedence like every flag
+        settings.data.box_fix = box_fix.value  # a flag only this command has; highest precedence like every flag
     with stdout_to_stderr(), stderr_progress() as progress:
         result = merge(
             source_refs(sources), settings.data.output_dir, settings.data, copy_images=not no_images,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -19,3 +20,69 @@ def test_ruff_is_clean():
     out = subprocess.run([ruff, "check", "rfdetr_trainer", "tests", "benchmarks", "examples"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+# --- Typer only: Typer >= 0.26 vendors Click and no longer installs it, so the package must never import click.
+
+def _imports_click(tree: ast.AST) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "click" for a in node.names):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "click":
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_module_of_the_package_imports_click():
+    found = [f"{path.relative_to(ROOT)}:{line}" for path in sorted((ROOT / "rfdetr_trainer").rglob("*.py"))
+             for line in _imports_click(ast.parse(path.read_text(encoding="utf-8"), str(path)))]
+    assert not found, f"import typer's names instead of click: {found}"
+
+
+def test_the_scan_sees_click_imports():
+    assert _imports_click(ast.parse("import click\nfrom click.types import Choice\nfrom .click import x\n")) == [1, 2]
+
+
+# typer < 0.26 imports click itself, so the run-time check attributes each import to the module that asks for it.
+_HELP_EVERY_COMMAND = """
+import builtins, sys
+asked = []
+real_import = builtins.__import__
+def spy(name, globals=None, locals=None, fromlist=(), level=0):
+    importer = (globals or {}).get("__name__", "")
+    if level == 0 and name.split(".")[0] == "click" and importer.split(".")[0] == "rfdetr_trainer":
+        asked.append(importer)
+    return real_import(name, globals, locals, fromlist, level)
+builtins.__import__ = spy
+
+import typer.main
+from rfdetr_trainer.cli.app import app
+
+def walk(command, path):
+    yield path
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from walk(sub, path + [name])
+
+paths = list(walk(typer.main.get_command(app), []))
+for path in paths:
+    try:
+        app(path + ["--help"], prog_name="rfdetr-trainer")
+    except SystemExit as e:
+        assert e.code == 0, (path, e.code)
+    else:
+        raise AssertionError(f"{path} --help did not exit")
+print("COMMANDS=" + ";".join(" ".join(p) for p in paths))
+print("CLICK_IMPORTERS=" + ",".join(sorted(set(asked))))
+"""
+
+
+def test_help_of_every_command_works_without_the_package_importing_click():
+    out = subprocess.run([sys.executable, "-c", _HELP_EVERY_COMMAND], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    commands = lines[-2].removeprefix("COMMANDS=").split(";")
+    assert {"", "fetch", "merge", "train", "run", "config", "config show"} <= set(commands), commands
+    assert out.stdout.count("Usage") == len(commands)
+    assert lines[-1] == "CLICK_IMPORTERS=", lines[-1]
