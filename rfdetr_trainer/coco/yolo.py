@@ -15,6 +15,12 @@ Label lines are ``class cx cy w h`` normalized to the image (a detection box) or
 segmentation polygon, which becomes a COCO polygon with its bounding box). Image sizes come from the file
 headers, as viewers show them (EXIF orientation applied), since that is the frame the labels were drawn in.
 A line that is neither, or a class index the names do not have, fails with the file and line number.
+
+An image that a list names but the tree lacks, or whose header can't be read, is not an error here: it is kept in
+the converted file with a placeholder size of 1x1 (its labels on that frame), so the COCO checks every source
+goes through (``merge``, ``fetch``, ``inspect``) find it missing, unreadable or of another size and report it as
+they report any unusable image: a failure giving the count and the first files, or with ``--skip-missing`` a
+dropped image listed in the manifest, its annotations still counted in the totals.
 """
 
 from __future__ import annotations
@@ -38,10 +44,16 @@ _SPLIT_FOLDERS = {"train": ("train",), "valid": ("valid", "val", "validation"), 
 VIRTUAL = ".rfdetr-trainer-yolo"
 
 
+#: The size an image gets when its file can't be read: no real image is 1x1 and unreadable at once, so the
+#: decode check that follows always reports the file rather than using it.
+_UNKNOWN_SIZE = (1, 1)
+
+
 @dataclass(frozen=True)
 class _Split:
     name: str
     images: tuple[str, ...]
+    missing: frozenset[str] = frozenset()  # images a list names that the tree does not hold
 
 
 class YoloTree(Tree):
@@ -112,8 +124,21 @@ def _images_under(tree: Tree, folder: str) -> list[str]:
     return [f for f in tree.files() if f.startswith(prefix) and f.lower().endswith(IMAGE_EXTENSIONS)]
 
 
-def _images_of(tree: Tree, spec: str, base: str, where: str) -> list[str]:
-    """Images a split entry names: a folder (searched recursively) or a .txt list of image paths."""
+def _missing_rel(tree: Tree, line: str, folder: str) -> str:
+    """Where a listed image that the tree lacks would be: in the existing folder its path ends with, if any."""
+    path = line.strip().replace("\\", "/")
+    parent = _existing_tail(tree, posixpath.dirname(path), folder) if posixpath.dirname(path) else folder
+    if parent is not None and _is_dir(tree, parent):
+        return posixpath.join(parent, posixpath.basename(path))
+    parts = [p for p in path.split("/") if p not in ("", ".", "..") and not p.endswith(":")]
+    return posixpath.join(folder, *parts) if folder else "/".join(parts)
+
+
+def _images_of(tree: Tree, spec: str, base: str, missing: set[str]) -> list[str]:
+    """Images a split entry names: a folder (searched recursively) or a .txt list of image paths.
+
+    A listed image the tree lacks is returned all the same (where it would be) and added to ``missing``.
+    """
     rel = _existing_tail(tree, spec, base)
     if rel is None:
         return []
@@ -122,13 +147,14 @@ def _images_of(tree: Tree, spec: str, base: str, where: str) -> list[str]:
             return [rel] if rel.lower().endswith(IMAGE_EXTENSIONS) else []
         out = []
         folder = posixpath.dirname(rel)
-        for n, line in enumerate(tree.read_bytes(rel).decode("utf-8-sig", "replace").splitlines(), 1):
+        for line in tree.read_bytes(rel).decode("utf-8-sig", "replace").splitlines():
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             found = _existing_tail(tree, line, folder)
             if found is None or not tree.is_file(found):
-                raise DatasetError(f"{tree.describe(rel)}:{n}: image {line!r} not found ({where})")
+                found = _missing_rel(tree, line, folder)
+                missing.add(found)
             out.append(found)
         return out
     return _images_under(tree, rel)
@@ -169,12 +195,13 @@ def _ultralytics(tree: Tree, yaml_rel: str) -> tuple[list[str], list[_Split]]:
     for split, keys in _SPLIT_KEYS.items():
         specs = next((data[k] for k in keys if data.get(k)), None)
         images: list[str] = []
+        missing: set[str] = set()
         for spec in (specs if isinstance(specs, list) else [specs] if specs else []):
-            images += _images_of(tree, str(spec), base, where)
+            images += _images_of(tree, str(spec), base, missing)
         if not images:  # the yaml names none (or a path from elsewhere): the split folders beside it
             images = _split_folder_images(tree, folder, split)
         if images:
-            splits.append(_Split(split, tuple(dict.fromkeys(images))))
+            splits.append(_Split(split, tuple(dict.fromkeys(images)), frozenset(missing)))
     return names, splits
 
 
@@ -204,11 +231,12 @@ def _darknet(tree: Tree, data_rel: str | None, names_rel: str) -> tuple[list[str
     splits = []
     seen: set[str] = set()
     for value in lists.values():
-        images = _images_of(tree, value, folder, tree.describe(data_rel or names_rel))
+        missing: set[str] = set()
+        images = _images_of(tree, value, folder, missing)
         stem = posixpath.splitext(posixpath.basename(value))[0]
         seen.add(stem)
         if images:
-            splits.append(_Split(stem, tuple(dict.fromkeys(images))))
+            splits.append(_Split(stem, tuple(dict.fromkeys(images)), frozenset(missing)))
     for entry in tree.listdir(folder):  # obj_<subset>_data folders no list names
         if entry.startswith("obj_") and entry.endswith("_data") and entry[4:-5] not in seen:
             images = _images_under(tree, posixpath.join(folder, entry) if folder else entry)
@@ -252,14 +280,21 @@ def _file_names(split: _Split) -> tuple[list[str], tuple[str, ...]]:
     return list(split.images), ("",)
 
 
+def _header_size(tree: Tree, rel: str) -> tuple[int, int]:
+    """The image's size from its header, or :data:`_UNKNOWN_SIZE` when no header can be read (the decode check
+    downstream names the fault, as it does for a COCO source's image)."""
+    try:
+        return image_size(tree, rel)
+    except (OSError, ValueError, SyntaxError, EOFError):  # what Pillow raises on a file it can't identify
+        return _UNKNOWN_SIZE
+
+
 def _convert_split(tree: Tree, split: _Split, names: list[str]) -> bytes:
     images, annotations = [], []
     file_names, _ = _file_names(split)
     for image_id, (rel, file_name) in enumerate(zip(split.images, file_names), 1):
-        try:
-            width, height = image_size(tree, rel)
-        except OSError as exc:
-            raise DatasetError(f"{tree.describe(rel)}: not a readable image ({type(exc).__name__})") from None
+        width, height = _UNKNOWN_SIZE if rel in split.missing else _header_size(tree, rel)
+        digits = 6 if (width, height) == _UNKNOWN_SIZE else 2  # normalized values on the placeholder frame
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         label = next((c for c in _label_candidates(rel) if tree.is_file(c)), None)
         if label is None:
@@ -284,12 +319,12 @@ def _convert_split(tree: Tree, split: _Split, names: list[str]) -> bytes:
                 xs = [v * width for v in values[0::2]]
                 ys = [v * height for v in values[1::2]]
                 box = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-                segmentation = [[round(v, 2) for xy in zip(xs, ys) for v in xy]]
+                segmentation = [[round(v, digits) for xy in zip(xs, ys) for v in xy]]
             else:
                 raise DatasetError(f"{where}: expected 'class cx cy w h' or a polygon, got {len(values)} numbers")
-            box = [round(v, 2) for v in box]
+            box = [round(v, digits) for v in box]
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": cls,
-                                "bbox": box, "area": round(box[2] * box[3], 2), "segmentation": segmentation,
+                                "bbox": box, "area": round(box[2] * box[3], digits), "segmentation": segmentation,
                                 "iscrowd": 0})
     categories = [{"id": i, "name": name, "supercategory": ""} for i, name in enumerate(names)]
     return json.dumps({"categories": categories, "images": images, "annotations": annotations}).encode()
@@ -297,6 +332,9 @@ def _convert_split(tree: Tree, split: _Split, names: list[str]) -> bytes:
 
 def convert(tree: Tree, found: list[Subset]) -> tuple[YoloTree, list[Subset]]:
     """Convert the YOLO dataset ``found`` in ``tree``: one in-memory COCO file per split.
+
+    Images that are listed but absent, or whose header can't be read, are kept with a 1x1 placeholder size for
+    the COCO checks to report (see the module's docstring).
 
     Raises:
         DatasetError: no class names, no images in any split, a label line that is neither a box nor a

@@ -1,6 +1,7 @@
 """Nothing is dropped silently (issue 8, deliverable 3): merge, fetch and train fail with exit 4 and one line
 giving the count and the first files; ``--skip-missing`` drops those images with one warning and lists each in the
-manifest; camera JPEGs with data after the end marker pass; EXIF-rotated images are written upright."""
+manifest; camera JPEGs with data after the end marker pass; EXIF-rotated images are written upright. YOLO sources
+(Ultralytics ``data.yaml``, CVAT "YOLO 1.1") are held to the same rules as COCO ones."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
 from coco_fixtures import jpeg_bytes  # noqa: E402
-from export_fixtures import N_ANNS, N_IMAGES, roboflow_coco_root  # noqa: E402
+from export_fixtures import N_ANNS, N_IMAGES, cvat_yolo11, roboflow_coco_root, ultralytics_yolo  # noqa: E402
 
 from rfdetr_trainer.cli.app import app  # noqa: E402
 
@@ -21,7 +22,11 @@ runner = CliRunner()
 
 
 def _first(src: Path) -> Path:
-    return sorted((src / "images").iterdir())[0]
+    """The first image of a dataset, whichever layout holds it."""
+    for folder in (src / "images", src / "images" / "train", src / "obj_train_data"):
+        if folder.is_dir() and any(p.suffix == ".jpg" for p in folder.iterdir()):
+            return sorted(p for p in folder.iterdir() if p.suffix == ".jpg")[0]
+    raise AssertionError(f"no images in {src}")
 
 
 def _remove(src: Path) -> None:
@@ -45,13 +50,23 @@ def _resize(src: Path) -> None:
 # (damage, finding code in the line): each makes one of the 7 images unusable.
 BAD = [(_remove, "image_missing"), (_garbage, "image_unreadable"), (_cut, "image_truncated"),
        (_resize, "image_size_mismatch")]
+# The same over the layouts: a YOLO image's size is its header's (no resize case), and only a listed image can be
+# missing (CVAT's train.txt; an Ultralytics split is the images its folder holds).
+LAYOUT_BAD = [("roboflow-coco", roboflow_coco_root, d, c) for d, c in BAD] + [
+    ("ultralytics-yolo", ultralytics_yolo, _garbage, "image_unreadable"),
+    ("ultralytics-yolo", ultralytics_yolo, _cut, "image_truncated"),
+    ("cvat-yolo11", cvat_yolo11, _remove, "image_missing"),
+    ("cvat-yolo11", cvat_yolo11, _garbage, "image_unreadable"),
+    ("cvat-yolo11", cvat_yolo11, _cut, "image_truncated"),
+]
+LAYOUT_IDS = [f"{layout}-{code}" for layout, _, _, code in LAYOUT_BAD]
 
 
-@pytest.mark.parametrize(("damage", "code"), BAD, ids=[b[1] for b in BAD])
+@pytest.mark.parametrize(("layout", "build", "damage", "code"), LAYOUT_BAD, ids=LAYOUT_IDS)
 @pytest.mark.parametrize("command", ["merge", "fetch"])
-def test_unusable_image_fails_with_count_and_file(tmp_path, monkeypatch, damage, code, command):
+def test_unusable_image_fails_with_count_and_file(tmp_path, monkeypatch, layout, build, damage, code, command):
     monkeypatch.chdir(tmp_path)
-    src = roboflow_coco_root(tmp_path / "raccoon")
+    src = build(tmp_path / "raccoon")
     name = _first(src).name
     damage(src)
     args = [command, str(src), "-o", str(tmp_path / "out")] if command == "merge" else [
@@ -65,19 +80,37 @@ def test_unusable_image_fails_with_count_and_file(tmp_path, monkeypatch, damage,
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("damage", "code"), BAD, ids=[b[1] for b in BAD])
-def test_skip_missing_drops_warns_once_and_lists_each(tmp_path, monkeypatch, damage, code):
+@pytest.mark.parametrize(("layout", "build", "damage", "code"), LAYOUT_BAD, ids=LAYOUT_IDS)
+@pytest.mark.parametrize("command", ["merge", "fetch"])
+def test_skip_missing_drops_warns_once_and_lists_each(tmp_path, monkeypatch, layout, build, damage, code, command):
     monkeypatch.chdir(tmp_path)
-    src = roboflow_coco_root(tmp_path / "raccoon")
+    src = build(tmp_path / "raccoon")
+    name = _first(src).name
     damage(src)
-    result = runner.invoke(app, ["merge", str(src), "-o", str(tmp_path / "out"), "--skip-missing"])
+    args = [command, str(src)] if command == "merge" else [command, "--dataset-dir", str(src)]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "out"), "--skip-missing"])
     assert result.exit_code == 0, result.output
-    assert result.stderr.count("--skip-missing dropped 1 of 7 images") == 1
+    assert result.stderr.count(f"--skip-missing dropped 1 of {N_IMAGES} images") == 1
     manifest = json.loads((tmp_path / "out" / "dataset_manifest.json").read_text())
     assert [s["code"] for s in manifest["skipped_images"]] == [code]
+    assert name in manifest["skipped_images"][0]["file"]
     assert manifest["counts"]["images"] == N_IMAGES - 1
     assert manifest["totals"] == {"images": N_IMAGES, "annotations": N_ANNS}
     assert f"kept: {N_IMAGES - 1} / {N_IMAGES} images" in result.stderr
+
+
+@pytest.mark.parametrize(("layout", "build", "damage", "code"), LAYOUT_BAD, ids=LAYOUT_IDS)
+def test_inspect_reports_the_unusable_image(tmp_path, monkeypatch, layout, build, damage, code):
+    """``inspect`` lists the image as a finding of the dataset, the same for every layout."""
+    monkeypatch.chdir(tmp_path)
+    src = build(tmp_path / "raccoon")
+    damage(src)
+    result = runner.invoke(app, ["inspect", str(src), "--json"])
+    assert "Traceback" not in result.output and "not a readable image" not in result.output
+    assert result.exit_code == 4, result.output  # an error finding, as for a COCO source
+    report = json.loads(result.stdout)
+    assert report["finding_counts"][code] == 1, report["finding_counts"]
+    assert report["counts"]["images"] == N_IMAGES, report["counts"]
 
 
 def test_skip_missing_from_the_config_file(tmp_path, monkeypatch):
