@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rfdetr_trainer.fsutil import follow_umask
+
 GT_COLOR = (40, 220, 60)
 PRED_COLOR = (235, 50, 50)
 
@@ -31,6 +33,7 @@ def _save(fig: Any, path: Path, dpi: int = 110) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        follow_umask(Path(tmp))  # mkstemp makes 0600; the renamed file gets the mode open() would give it
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -92,3 +92,20 @@ def test_detections_of_unknown_categories_and_below_the_floor_are_not_scored():
     gt = _dataset([(A1, 1)])
     ev = evaluate_coco(gt, [_det(A1, 1, 0.9), _det(A1, 7, 0.9), _det(A2, 1, 0.0005)])
     assert ev.metrics["num_detections"] == 1 and ev.metrics["mAP50"] == pytest.approx(1.0)
+
+
+def test_plot_png_follows_the_umask(tmp_path):
+    """A figure is written through a 0600 temporary; the renamed PNG gets the mode open() would give it."""
+    import os
+    import stat
+
+    from rfdetr_trainer.integrations.plots import confusion_matrix_png
+
+    old = os.umask(0o022)
+    try:
+        path = confusion_matrix_png([[2, 0], [1, 1]], ["a", "b"], tmp_path / "plots" / "confusion_matrix.png")
+    finally:
+        os.umask(old)
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left beside it
