@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from rfdetr_trainer.errors import OutputError
 from rfdetr_trainer.logs import get_logger
 
 log = get_logger(__name__)
@@ -129,3 +130,24 @@ def discard_on_failure(folder: Path, keep: tuple[str, ...] = ()) -> Iterator[Non
                 with contextlib.suppress(OSError):
                     parent.rmdir()  # only while empty: stops at the first that holds something
         raise
+
+
+def check_writable(folder: Path) -> Path:
+    """Prove ``folder`` can be created (or written, when it exists) without creating it.
+
+    A command that fails later then leaves no empty folder behind.
+
+    Raises:
+        OutputError: a component of the path is a file, or the nearest existing folder is not writable.
+    """
+    folder = Path(folder)
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing}: permission denied"
+    if problem:
+        raise OutputError(f"{folder}: output folder is not writable ({problem})",
+                          hint="choose another --output-dir or fix its permissions")
+    return folder

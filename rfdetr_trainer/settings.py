@@ -39,6 +39,7 @@ from rfdetr_trainer.schemas import (
     TrainingConfig,
     ValidationConfig,
 )
+from rfdetr_trainer.schemas.base import SECRET_WORDS, is_secret_key  # noqa: F401 - their home is schemas/base.py
 
 ENV_PREFIX = "RFDETR_TRAINER_"
 ENV_DELIMITER = "__"
@@ -332,16 +333,6 @@ def _did_you_mean(loc: list[str]) -> str:
         model = field.annotation
     close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-#: Words that make a key a credential, whatever its type (error messages never echo such a value).
-SECRET_WORDS = ("password", "token", "secret", "access_key", "api_key", "credential")
-
-
-def is_secret_key(dotted: str) -> bool:
-    """A key that names a credential, whatever its type."""
-    leaf = dotted.rsplit(".", 1)[-1].lower()
-    return any(word in leaf for word in SECRET_WORDS)
 
 
 # ------------------------------------------------------------------------------------------- provenance

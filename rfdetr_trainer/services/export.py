@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from rfdetr_trainer.errors import ExportError
-from rfdetr_trainer.fsutil import discard_on_failure, follow_umask, remove_stale_temporaries, temp_prefix
+from rfdetr_trainer.fsutil import (
+    check_writable,
+    discard_on_failure,
+    follow_umask,
+    remove_stale_temporaries,
+    temp_prefix,
+)
 from rfdetr_trainer.logs import get_logger
-from rfdetr_trainer.pipeline.context import check_writable
 from rfdetr_trainer.schemas import ExportConfig
 from rfdetr_trainer.services.preflight import check_sample_image
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rfdetr_trainer.errors import ConfigError, DatasetError, OutputError
-from rfdetr_trainer.pipeline.context import check_writable
+from rfdetr_trainer.fsutil import check_writable
 
 
 def image_problem(path: Path) -> str | None:

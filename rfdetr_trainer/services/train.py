@@ -14,7 +14,7 @@ from rfdetr_trainer.errors import ConfigError, DatasetError, TrainingError
 from rfdetr_trainer.integrations.rfdetr.checkpoint import BEST_NAMES, check_checkpoint, find_resume_checkpoint
 from rfdetr_trainer.integrations.rfdetr.registry import check_resolution, get_spec, resolve_weights
 from rfdetr_trainer.logs import get_logger
-from rfdetr_trainer.pipeline.context import RunPaths
+from rfdetr_trainer.runpaths import RunPaths
 from rfdetr_trainer.schemas import ModelConfig, TrainingConfig
 
 log = get_logger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from rfdetr_trainer.errors import ConfigError
-from rfdetr_trainer.settings import is_secret_key
+from rfdetr_trainer.schemas.base import is_secret_key
 
 
 def _is_secret_annotation(annotation: Any) -> bool:
