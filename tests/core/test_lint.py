@@ -22,6 +22,16 @@ def test_ruff_is_clean():
     assert out.returncode == 0, out.stdout[-3000:]
 
 
+
+def test_layers_import_downwards_only():
+    """import-linter's contracts in pyproject.toml: cli > pipeline > settings > services > integrations > ..."""
+    lint = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    if not Path(lint).exists():
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    out = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
+    assert "0 broken" in out.stdout
+
 # --- Typer only: Typer >= 0.26 vendors Click and no longer installs it, so the package must never import click.
 
 def _imports_click(tree: ast.AST) -> list[int]:
