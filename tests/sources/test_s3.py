@@ -116,7 +116,7 @@ def test_refetch_skips_unchanged_and_picks_up_changes(s3_bucket, moto_endpoint, 
 
 
 def test_interrupted_fetch_resumes(s3_bucket, moto_endpoint, tmp_path, monkeypatch):
-    import rfdetr_trainer.integrations.s3 as s3mod
+    import rfdetr_trainer.integrations.s3.fetch as s3mod
 
     client, bucket = s3_bucket
     for i in range(30):
