@@ -90,21 +90,54 @@ def test_connection_dropped_mid_download_is_retried(cvat_factory, tmp_path, vers
 
 
 @pytest.mark.parametrize("version,choice", DOWNLOADERS, ids=IDS)
-@pytest.mark.parametrize("where", [r"^GET /api(/v1)?/tasks/1$", r"dataset(/export)?\?"])
-def test_500_twice_then_success(cvat_factory, tmp_path, version, choice, where):
+@pytest.mark.parametrize(
+    "where,status",
+    [
+        pytest.param(r"^GET /api(/v1)?/tasks/1$", 503, id="read-503"),
+        pytest.param(r"^GET /api(/v1)?/tasks/1$", 429, id="read-429"),
+        pytest.param(r"dataset(/export)?\?", 502, id="export-502"),
+        pytest.param(r"dataset(/export)?\?", 504, id="export-504"),
+    ],
+)
+def test_transient_status_twice_then_success(cvat_factory, tmp_path, version, choice, where, status):
+    """The transport's Retry (urllib3, in requests or in cvat-sdk) rides out throttling and gateway errors."""
     server = cvat_factory(version)
-    server.state.fail_next(where, 2)
+    server.state.fail_next(where, 2, status=status)
     (ref,) = fetch_cvat(cvat_config(server, task_ids=[1], downloader=choice), tmp_path)
+    assert (ref.path / "annotations/instances_default.json").is_file()
+    assert server.state.count(where) >= 3
+
+
+@pytest.mark.parametrize("version", ["2.10.0", "1.7.0"])
+def test_legacy_export_500_twice_then_success(cvat_factory, tmp_path, version):
+    """A legacy server reports a failed export as 500; asking again starts a new one (the state machine's loop)."""
+    server = cvat_factory(version)
+    server.state.fail_next(r"dataset\?", 2)
+    (ref,) = fetch_cvat(cvat_config(server, task_ids=[1], downloader="http-legacy"), tmp_path)
     assert (ref.path / "annotations/instances_default.json").is_file()
 
 
-def test_persistent_5xx_gives_up_with_the_status(cvat_factory, tmp_path):
+@pytest.mark.parametrize("choice", ["http", "sdk"])
+def test_plain_500_is_not_retried(cvat_factory, tmp_path, choice):
+    """A 500 is CVAT failing, not a gateway or throttle: reported at once with the server's words."""
+    server = cvat_factory()
+    server.state.fail_next(r"^GET /api/tasks/1$", 1)
+    with pytest.raises(SourceError) as err:
+        fetch_cvat(cvat_config(server, task_ids=[1], downloader=choice), tmp_path)
+    assert "HTTP 500" in err.value.message and "task 1" in err.value.message
+    assert "attempts" not in err.value.message
+    assert server.state.count(r"^GET /api/tasks/1$") == 1
+
+
+@pytest.mark.parametrize("choice", ["http", "sdk"])
+def test_persistent_5xx_gives_up_with_the_status(cvat_factory, tmp_path, choice):
     server = cvat_factory()
     server.state.fail_next(r"^GET /api/tasks/1$", 100, status=503)
     with pytest.raises(SourceError) as err:
-        fetch_cvat(cvat_config(server, task_ids=[1], retries=2), tmp_path)
+        fetch_cvat(cvat_config(server, task_ids=[1], retries=2, downloader=choice), tmp_path)
     assert "4 attempts" not in err.value.message and "3 attempts" in err.value.message
     assert "HTTP 503" in err.value.message and "task 1" in err.value.message
+    assert server.state.count(r"^GET /api/tasks/1$") == 3  # one retry policy, not a loop around another
 
 
 @pytest.mark.parametrize("entry", ["../evil.txt", "/abs/evil.txt", "images/../../evil.txt"])

@@ -2,7 +2,8 @@
 
 The peer is a real loopback socket that accepts every connection and then sleeps: what a hung reverse proxy or
 a stopped-but-listening server looks like. Timeouts are set small here (the defaults are checked by arithmetic
-below: 5 attempts x 12 s + the backoffs, well under 90 s) and the time to fail is measured.
+below: 5 attempts x 12 s + the backoffs of the clients' Retry, 75 s as README.md states) and the time to fail is
+measured.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+from urllib3 import HTTPResponse
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
 from rfdetr_trainer.cli.app import app
 from rfdetr_trainer.errors import SourceError
+from rfdetr_trainer.integrations.cvat.base import connection_from_config
+from rfdetr_trainer.integrations.cvat.retry import RETRY_AFTER_MAX, retry_policy
 from rfdetr_trainer.schemas.data import CvatConfig, MinioConfig
 
 READ_TIMEOUT = 0.5
@@ -94,19 +100,50 @@ def test_silent_endpoint_fails_fast_with_one_line(silent_server, monkeypatch, tm
     for word in words:
         assert word in lines[0], lines[0]
     assert silent_server in lines[0]  # names the endpoint
+    if env is _cvat_env:  # the wait is announced before the first request, not discovered after it
+        notices = [line for line in result.stderr.splitlines() if "connecting to CVAT" in line]
+        assert len(notices) == 1, result.stderr
+        assert f"http://***@{silent_server}" in notices[0] and "waits up to 0.5 s" in notices[0], notices[0]
+        assert result.stderr.index(notices[0]) < result.stderr.index(lines[0])
     assert "s3cr3t-pw" not in result.output and "another-secret" not in result.output
     # Each attempt waits one read timeout; S3's jittered backoff adds at most 1 s for one retry.
     assert (RETRIES + 1) * READ_TIMEOUT * 0.9 <= elapsed < (RETRIES + 1) * READ_TIMEOUT + 3.0, elapsed
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("section", [CvatConfig, MinioConfig])
-def test_default_timeouts_fail_a_silent_server_within_90_s(section):
-    """The worst case with defaults, as the README states it: attempts x read timeout + every backoff."""
-    cfg = section()
+def test_default_timeouts_fail_a_silent_cvat_server_in_the_time_the_readme_states():
+    """attempts x read timeout + the backoffs of the Retry the clients really use, as README.md states it."""
+    conn = connection_from_config(CvatConfig(host="cvat.example", username="u", password="p"))
+    policy = retry_policy(conn)
+    waits = []
+    for _ in range(conn.retries):
+        policy = policy.increment("GET", "/api/tasks/1", error=ReadTimeoutError(None, "/api/tasks/1", "silent"))
+        waits.append(policy.get_backoff_time())
+    with pytest.raises(MaxRetryError):
+        policy.increment("GET", "/api/tasks/1", error=ReadTimeoutError(None, "/api/tasks/1", "silent"))
+    assert waits == [1.0, 2.0, 4.0, 8.0]  # data.cvat.retry_backoff: 1 s before the first retry, doubling
+    worst = conn.silent_server_worst_case()
+    assert worst == (conn.retries + 1) * conn.read_timeout + sum(waits) == 75.0
+    assert (conn.retries + 1) * conn.connect_timeout + sum(waits) <= worst
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"= **{worst:g} s**" in readme
+
+
+def test_retry_after_is_obeyed_up_to_a_cap():
+    """A throttling server's Retry-After is honoured, but a proxy asking for an hour cannot stall a fetch."""
+    policy = retry_policy(connection_from_config(CvatConfig(host="cvat.example", username="u", password="p")))
+    assert policy.get_retry_after(HTTPResponse(status=429, headers={"Retry-After": "3"})) == 3
+    assert policy.get_retry_after(HTTPResponse(status=429, headers={"Retry-After": "3600"})) == RETRY_AFTER_MAX
+    assert policy.is_retry("GET", 429) and policy.is_retry("POST", 503)
+    assert not policy.is_retry("PATCH", 503)  # creating annotations twice is not a retry
+    assert not policy.is_retry("GET", 500)
+
+
+def test_default_timeouts_fail_a_silent_s3_endpoint_within_90_s():
+    """The worst case with defaults: attempts x read timeout + backoffs (botocore's are below CVAT's)."""
+    cfg = MinioConfig()
     attempts = cfg.retries + 1
-    backoff = getattr(cfg, "retry_backoff", 1.0)
-    waits = sum(min(backoff * 2**n, 30.0) for n in range(cfg.retries))  # CVAT's schedule; botocore's is below it
+    waits = sum(min(2**n, 30.0) for n in range(cfg.retries))
     worst = attempts * cfg.read_timeout_s + waits
     assert worst <= 90, worst
     assert cfg.connect_timeout_s * attempts + waits <= 90

@@ -18,6 +18,10 @@ from typing import Any, Literal
 
 from rfdetr_trainer.errors import AuthError, ConfigError, SourceError
 from rfdetr_trainer.integrations.progress import TransferProgress
+from rfdetr_trainer.logs import get_logger
+from rfdetr_trainer.urls import mask_userinfo
+
+log = get_logger(__name__)
 
 EXPORT_FORMAT = "COCO 1.0"
 AUTH_HINT = "check CVAT_USERNAME and CVAT_PASSWORD, or CVAT_ACCESS_TOKEN"
@@ -57,8 +61,7 @@ class Connection:
     retries: int = 4
     retry_backoff: float = 1.0
     include_images: bool = True
-    #: One HTTP call's limits. A server that accepts and never answers fails after
-    #: (retries + 1) * read_timeout + the backoffs: 5 * 12 + 15 = 75 s with the defaults.
+    #: One HTTP call's limits; see :meth:`silent_server_worst_case` for what they add up to.
     connect_timeout: float = 10.0
     read_timeout: float = 12.0
 
@@ -73,6 +76,20 @@ class Connection:
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based), doubling and capped at 30 s."""
         return min(self.retry_backoff * (2**attempt), 30.0)
+
+    def silent_server_worst_case(self) -> float:
+        """Seconds until a server that accepts connections and never answers fails a request.
+
+        Every attempt waits one read timeout, with a backoff between attempts: 5 x 12 s + (1 + 2 + 4 + 8) s =
+        75 s with the defaults, the figure README.md states.
+        """
+        return (self.retries + 1) * self.read_timeout + sum(self.backoff(n) for n in range(self.retries))
+
+    def announce(self) -> None:
+        """One stderr line before the first request, so a silent server is not a silent wait."""
+        log.info("connecting to CVAT %s (each request waits up to %g s, %d attempts: at most %g s if it stays "
+                 "silent)", mask_userinfo(self.host), self.read_timeout, self.retries + 1,
+                 self.silent_server_worst_case())
 
     def poll_delays(self):  # type: ignore[no-untyped-def]
         """Poll waits: start at a quarter period (small exports finish fast), then grow to the period."""
@@ -171,6 +188,14 @@ def http_error(
     return SourceError(f"{where}: {doing} for {what} failed (HTTP {status}: {detail})")
 
 
+def gave_up(conn: Connection, target: Target | None, doing: str, why: str, *, retried: bool) -> SourceError:
+    """The error for a request the transport could not complete; ``retried``: its retries are spent."""
+    what = f" for {target.label}" if target else ""
+    tries = f" after {conn.retries + 1} attempts" if retried else ""
+    return SourceError(f"CVAT {conn.host}: {doing}{what} failed{tries}: {why}",
+                       hint="check CVAT_HOST and that the server is up")
+
+
 def export_failed(conn: Connection, target: Target, message: Any) -> SourceError:
     """The error for an export the server ran and reported as failed."""
     return SourceError(f"CVAT {conn.host}: export of {target.label} failed on the server: {server_detail(message)}")
@@ -197,10 +222,6 @@ class Deadline:
             return False
         time.sleep(min(seconds, left))
         return True
-
-    @property
-    def expired(self) -> bool:
-        return time.monotonic() >= self.end
 
 
 class Downloader(ABC):

@@ -190,6 +190,7 @@ def fetch_cvat(cfg: Any, dest: Path, *, progress: Any = None) -> list[SourceRef]
     # Local import keeps select's imports off the --help path (it is cheap, but nothing needs it there).
     from rfdetr_trainer.integrations.cvat.select import make_downloader
 
+    conn.announce()
     downloader = make_downloader(conn, cfg.downloader)
     try:
         downloader.open()

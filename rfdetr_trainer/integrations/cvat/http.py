@@ -6,7 +6,8 @@ download ``result_url`` verbatim (a 2.16–2.31 server hands out the legacy ``�
 
 Authentication (protocol §1): a personal access token goes out as ``Bearer``; a user and password are
 exchanged once at ``…/auth/login`` for a DRF key sent as ``Token``, which every server from 0.5 to 2.7x accepts
-without CSRF. Requests are retried with backoff on connection errors and 5xx.
+without CSRF. Retries are urllib3's, mounted on each session (:mod:`.retry`); the loops here follow the export
+state machine only (409, an expired result URL, a body that breaks off).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
 
 from rfdetr_trainer.errors import AuthError, SourceError
 from rfdetr_trainer.integrations.archive import temp_sibling
@@ -31,9 +34,11 @@ from rfdetr_trainer.integrations.cvat.base import (
     Target,
     export_failed,
     export_timeout,
+    gave_up,
     http_error,
     server_detail,
 )
+from rfdetr_trainer.integrations.cvat.retry import RETRY_METHODS, RETRY_STATUSES, describe, retry_policy
 from rfdetr_trainer.integrations.progress import TransferProgress
 from rfdetr_trainer.logs import get_logger
 
@@ -45,13 +50,12 @@ _CHUNK = 1 << 20
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
-def _unreachable(exc: BaseException, conn: Connection) -> str:
-    """What went wrong with one call, in words: a silent server reads differently from a refused connection."""
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return f"no answer within {conn.read_timeout:g} s (data.cvat.read_timeout_s)"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"no connection within {conn.connect_timeout:g} s (data.cvat.connect_timeout_s)"
-    return f"cannot reach the server ({type(exc).__name__})"
+def _unreachable(exc: requests.RequestException) -> tuple[BaseException, bool]:
+    """The urllib3 error behind a requests exception, and whether the session's Retry used up its retries."""
+    cause = exc.args[0] if exc.args else exc
+    if isinstance(cause, MaxRetryError):
+        return cause.reason or cause, True
+    return cause, False
 
 
 class RestartExport(Exception):
@@ -92,6 +96,9 @@ class CvatHttp:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            adapter = HTTPAdapter(max_retries=retry_policy(self.conn))
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
             session.headers["Accept"] = "application/vnd.cvat+json"
             if self.conn.org:
                 session.headers["X-Organization"] = self.conn.org
@@ -105,13 +112,6 @@ class CvatHttp:
         for session in getattr(self, "_sessions", []):
             session.close()
 
-    def _sleep(self, attempt: int, deadline: Deadline | None) -> None:
-        delay = self.conn.backoff(attempt)
-        if deadline is not None:
-            deadline.sleep(delay)
-        else:
-            threading.Event().wait(delay)
-
     def request(
         self,
         method: str,
@@ -124,10 +124,9 @@ class CvatHttp:
         params: dict[str, Any] | None = None,
         json_body: Any = None,
         auth: bool = True,
-        deadline: Deadline | None = None,
         stream: bool = False,
     ) -> requests.Response:
-        """Send a request, retrying connection errors and 5xx with backoff.
+        """Send a request; the session's Retry retries connection errors, timeouts and 429/502/503/504.
 
         Args:
             ok: statuses returned to the caller as success.
@@ -135,7 +134,8 @@ class CvatHttp:
             auth: send the credentials (``/server/about`` and login need none).
 
         Raises:
-            AuthError: 401 or 403. SourceError: 404, other 4xx, or 5xx / connection errors after all retries.
+            AuthError: 401 or 403. SourceError: 404, other 4xx, 5xx, or connection errors and 429/502/503/504
+            after all retries.
         """
         ok, passthrough = set(ok), set(passthrough)
         url = self.url(path)
@@ -143,39 +143,25 @@ class CvatHttp:
             url += ("&" if "?" in url else "?") + urlencode(params, quote_via=quote)
         if auth:
             self.ensure_login()
-        last_error: str = ""
-        for attempt in range(self.conn.retries + 1):
-            if attempt:
-                self._sleep(attempt - 1, deadline)
-                if deadline is not None and deadline.expired:
-                    break
-            try:
-                resp = self._session().request(
-                    method,
-                    url,
-                    json=json_body,
-                    headers=self._auth if auth else None,
-                    timeout=self.conn.http_timeout,
-                    stream=stream,
-                )
-            except _TRANSIENT as exc:
-                last_error = _unreachable(exc, self.conn)
-                if attempt < self.conn.retries:
-                    log.warning("CVAT %s: %s while %s; retrying (attempt %d of %d)", self.conn.host, last_error,
-                                doing, attempt + 2, self.conn.retries + 1)
-                continue
-            if resp.status_code in ok or resp.status_code in passthrough:
-                return resp
-            if resp.status_code >= 500:
-                last_error = f"HTTP {resp.status_code}: {server_detail(resp.content) or 'no details'}"
-                resp.close()
-                continue
-            raise http_error(self.conn, target, resp.status_code, resp.content, doing=doing)
-        what = f" for {target.label}" if target else ""
-        raise SourceError(
-            f"CVAT {self.conn.host}: {doing}{what} failed after {self.conn.retries + 1} attempts: {last_error}",
-            hint="check CVAT_HOST and that the server is up",
-        )
+        try:
+            resp = self._session().request(
+                method,
+                url,
+                json=json_body,
+                headers=self._auth if auth else None,
+                timeout=self.conn.http_timeout,
+                stream=stream,
+            )
+        except _TRANSIENT as exc:
+            cause, retried = _unreachable(exc)
+            raise gave_up(self.conn, target, doing, describe(cause, self.conn), retried=retried) from None
+        if resp.status_code in ok or resp.status_code in passthrough:
+            return resp
+        if resp.status_code in RETRY_STATUSES and method.upper() in RETRY_METHODS:
+            detail = f"HTTP {resp.status_code}: {server_detail(resp.content) or 'no details'}"
+            resp.close()
+            raise gave_up(self.conn, target, doing, detail, retried=True)
+        raise http_error(self.conn, target, resp.status_code, resp.content, doing=doing)
 
     # -- authentication ---------------------------------------------------------------------------------------
 
@@ -259,17 +245,16 @@ class CvatHttp:
     def download(
         self, url: str, out: Path, progress: TransferProgress, *, target: Target, deadline: Deadline
     ) -> None:
-        """GET ``url`` into ``out``, retrying dropped connections.
+        """GET ``url`` into ``out``, asking again when the body breaks off (the transport cannot retry that).
 
         Raises:
             RestartExport: the URL answers but no longer serves a file (202, 400, 404, 410).
         """
         for attempt in range(self.conn.retries + 1):
             if attempt:
-                self._sleep(attempt - 1, deadline)
+                deadline.sleep(self.conn.backoff(attempt - 1))
             resp = self.request(
                 "GET", url, target=target, doing="download", stream=True, passthrough=(202, 400, 404, 410),
-                deadline=deadline,
             )
             if resp.status_code != 200:
                 resp.close()
@@ -333,7 +318,6 @@ class HttpDownloader(HttpBackedDownloader):
                 doing="export",
                 ok=(202,),
                 passthrough=(404, 405, 409),
-                deadline=deadline,
             )
             if resp.status_code in (404, 405):
                 # info() already found the target, so the endpoint itself is missing: a server before 2.16.
@@ -362,7 +346,7 @@ class HttpDownloader(HttpBackedDownloader):
         while True:
             resp = self.http.request(
                 "GET", f"/requests/{quote(rq_id, safe='')}", target=target, doing="export status",
-                passthrough=(404,), deadline=deadline,
+                passthrough=(404,),
             )
             if resp.status_code == 404:
                 # The request vanished (server restart, TTL): start the export again.

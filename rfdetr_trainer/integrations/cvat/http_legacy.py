@@ -53,7 +53,7 @@ class LegacyHttpDownloader(HttpBackedDownloader):
         while True:
             resp = self.http.request(
                 "GET", path, params=params, target=target, doing="export", ok=(201,),
-                passthrough=(202, 410, 500), deadline=deadline,
+                passthrough=(202, 410, 500),
             )
             if resp.status_code == 500:
                 # A failed export (the job is deleted, so asking again starts a new one) or a transient
@@ -72,7 +72,7 @@ class LegacyHttpDownloader(HttpBackedDownloader):
             # 201: ready. The download GET deletes the job on the server once served.
             resp = self.http.request(
                 "GET", path, params={**params, "action": "download"}, target=target, doing="download",
-                passthrough=(202, 400), stream=True, deadline=deadline,
+                passthrough=(202, 400), stream=True,
             )
             if resp.status_code != 200:
                 # <= 2.14.2 re-enqueues (202); >= 2.14.3 says "not finished" (400): poll again.

@@ -7,6 +7,10 @@ Two departures from ``make_client`` (protocol §2):
 - ``wait_for_completion`` is overridden to honour the overall export timeout and our poll period; the SDK's
   own loop has no timeout.
 
+Retries are the SDK's own: ``Configuration.retries`` holds the policy of :mod:`.retry` (the SDK's default is 3
+retries of 502/503/504 with no read-timeout limit). The one hand loop left is around a whole export whose
+download body broke off, which no transport can retry.
+
 The SDK speaks the current flow only (``POST …/dataset/export``), so it needs a 2.16+ server. Each worker
 thread gets its own client because the SDK's ApiClient keeps per-session cookie state.
 """
@@ -27,9 +31,11 @@ from rfdetr_trainer.integrations.cvat.base import (
     Target,
     export_failed,
     export_timeout,
+    gave_up,
     http_error,
     server_detail,
 )
+from rfdetr_trainer.integrations.cvat.retry import RETRY_STATUSES, describe, retry_policy
 from rfdetr_trainer.integrations.progress import TransferProgress
 from rfdetr_trainer.logs import get_logger
 
@@ -57,6 +63,7 @@ def _make_client(conn: Connection, deadline_box: threading.local) -> Any:
 
     client = _DeadlineClient(conn.host, config=Config(status_check_period=conn.poll_interval),
                              check_server_version=False)
+    _with_retries(client, conn)
     _default_timeout(client, conn.http_timeout)
     if conn.org is not None:
         client.organization_slug = conn.org
@@ -67,6 +74,20 @@ def _make_client(conn: Connection, deadline_box: threading.local) -> Any:
     return client
 
 
+def _with_retries(client: Any, conn: Connection) -> None:
+    """Set ``Configuration.retries`` to our policy and rebuild the REST client that reads it.
+
+    ``Client`` creates its ``Configuration`` itself and the REST client copies ``retries`` into its urllib3 pool
+    when it is built, so the REST client is built again (before any request: the version check is off).
+    """
+    from cvat_sdk.api_client.rest import RESTClientObject
+
+    api = client.api_client
+    api.configuration.retries = retry_policy(conn)
+    api.rest_client.pool_manager.clear()
+    api.rest_client = RESTClientObject(api.configuration)
+
+
 def _default_timeout(client: Any, timeout: tuple[float, float]) -> None:
     """Give every SDK request ``(connect, read)`` limits unless the call sets its own.
 
@@ -75,12 +96,7 @@ def _default_timeout(client: Any, timeout: tuple[float, float]) -> None:
     through ``rest_client.request`` (the generated ``GET``/``POST``… helpers call it), so that one method is
     wrapped on this client instance; ``tests/sources/test_source_timeouts.py`` pins it with a silent server.
     """
-    import urllib3
-
     rest = client.api_client.rest_client
-    # urllib3 would also retry each read timeout 3 times under _call's own retries: 4 x 5 waits, not 5.
-    rest.pool_manager.connection_pool_kw["retries"] = urllib3.util.Retry(
-        total=3, read=0, status_forcelist=(502, 503, 504), backoff_factor=0.5)
     request = rest.request
 
     def with_timeout(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
@@ -161,49 +177,34 @@ class SdkDownloader(Downloader):
                 pass
 
     def _call(self, target: Target | None, doing: str, fn: Any) -> Any:
-        """Run an SDK call, mapping its exceptions to ours and retrying connection errors and 5xx."""
+        """Run an SDK call once (its transport retries), mapping its exceptions to ours."""
         import urllib3
         from cvat_sdk.api_client.exceptions import ApiException
         from cvat_sdk.core.exceptions import BackgroundRequestException
 
-        last = ""
-        for attempt in range(self.conn.retries + 1):
-            if attempt:
-                threading.Event().wait(self.conn.backoff(attempt - 1))
-            try:
-                return fn()
-            except BackgroundRequestException as exc:
-                raise export_failed(self.conn, target, str(exc)) from None  # type: ignore[arg-type]
-            except TimeoutError:
-                raise export_timeout(self.conn, target) from None  # type: ignore[arg-type]
-            except ApiException as exc:
-                status = exc.status or 0
-                if doing == "login" and status == 400:
-                    raise AuthError(
-                        f"CVAT {self.conn.host}: login as {self.conn.username!r} rejected: "
-                        f"{server_detail(exc.body)}",
-                        hint=AUTH_HINT,
-                    ) from None
-                if status >= 500 or status == 0:
-                    last = f"HTTP {status}: {server_detail(exc.body)}"
-                    continue
-                raise http_error(self.conn, target, status, exc.body, doing=doing) from None
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                if isinstance(exc, FileExistsError):
-                    raise
-                if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-                    last = f"no answer within {self.conn.read_timeout:g} s (data.cvat.read_timeout_s)"
-                else:
-                    last = f"cannot reach the server ({type(exc).__name__})"
-                if attempt < self.conn.retries:
-                    log.warning("CVAT %s: %s while %s; retrying (attempt %d of %d)", self.conn.host, last, doing,
-                                attempt + 2, self.conn.retries + 1)
-                continue
-        what = f" for {target.label}" if target else ""
-        raise SourceError(
-            f"CVAT {self.conn.host}: {doing}{what} failed after {self.conn.retries + 1} attempts: {last}",
-            hint="check CVAT_HOST and that the server is up",
-        )
+        try:
+            return fn()
+        except BackgroundRequestException as exc:
+            raise export_failed(self.conn, target, str(exc)) from None  # type: ignore[arg-type]
+        except TimeoutError:
+            raise export_timeout(self.conn, target) from None  # type: ignore[arg-type]
+        except ApiException as exc:
+            status = exc.status or 0
+            if doing == "login" and status == 400:
+                raise AuthError(
+                    f"CVAT {self.conn.host}: login as {self.conn.username!r} rejected: {server_detail(exc.body)}",
+                    hint=AUTH_HINT,
+                ) from None
+            if status in RETRY_STATUSES:  # the transport's retries are spent (raise_on_status=False)
+                why = f"HTTP {status}: {server_detail(exc.body)}"
+                raise gave_up(self.conn, target, doing, why, retried=True) from None
+            raise http_error(self.conn, target, status, exc.body, doing=doing) from None
+        except urllib3.exceptions.MaxRetryError as exc:
+            raise gave_up(self.conn, target, doing, describe(exc.reason, self.conn), retried=True) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if isinstance(exc, FileExistsError):
+                raise
+            raise gave_up(self.conn, target, doing, describe(exc, self.conn), retried=False) from None
 
     def _proxy(self, target: Target) -> Any:
         client = self._client()
@@ -231,20 +232,35 @@ class SdkDownloader(Downloader):
         self._local.deadline = Deadline(self.conn.timeout)
         reporter = _Reporter(progress)
 
-        def attempt() -> None:
-            try:
-                proxy.export_dataset(
-                    EXPORT_FORMAT,
-                    out_zip,
-                    include_images=self.conn.include_images,
-                    pbar=reporter,
-                    status_check_period=self.conn.poll_interval,
-                )
-            except BaseException:
-                reporter.rollback()
-                raise
+        def attempts() -> None:
+            import urllib3
 
-        self._call(target, "export", attempt)
+            for attempt in range(self.conn.retries + 1):
+                if attempt:
+                    self._local.deadline.sleep(self.conn.backoff(attempt - 1))
+                try:
+                    proxy.export_dataset(
+                        EXPORT_FORMAT,
+                        out_zip,
+                        include_images=self.conn.include_images,
+                        pbar=reporter,
+                        status_check_period=self.conn.poll_interval,
+                    )
+                    return
+                except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError) as exc:
+                    # A body that broke off after the headers (a request the transport gave up on raises
+                    # MaxRetryError instead): export again, as the http downloader does.
+                    reporter.rollback()
+                    if attempt == self.conn.retries:
+                        raise
+                    log.warning("CVAT %s: download of %s broke off (%s); exporting again (attempt %d of %d)",
+                                self.conn.host, target.label, type(exc).__name__, attempt + 2,
+                                self.conn.retries + 1)
+                except BaseException:
+                    reporter.rollback()
+                    raise
+
+        self._call(target, "export", attempts)
         if not out_zip.is_file():
             raise SourceError(
                 f"CVAT {self.conn.host}: export of {target.label} went to cloud storage, not to this machine",

@@ -267,6 +267,7 @@ def make_task_api(conn: Connection, choice: str) -> TaskApi:
     """cvat-sdk for ``sdk`` (and for ``auto`` on 2.16+ servers), else the HTTP client with the server's prefix."""
     from rfdetr_trainer.integrations.cvat.select import CURRENT_FLOW_SINCE, server_about
 
+    conn.announce()
     if choice == "sdk":
         from rfdetr_trainer.integrations.cvat.tasks_sdk import SdkTaskApi
 
