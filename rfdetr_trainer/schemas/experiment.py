@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rfdetr_trainer.schemas.base import Section
 
@@ -56,7 +57,16 @@ class LoggingConfig(Section):
     """Local logging."""
 
     tensorboard: bool = Field(True, description="write TensorBoard event files under <output>/tensorboard")
-    level: str = Field("INFO", description="log level on stderr")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_level(cls, data: Any) -> Any:
+        """``level`` was never read (``-v``/``-q`` set the stderr level): a file that sets it still loads, warned."""
+        if isinstance(data, dict) and "level" in data:
+            data = {k: v for k, v in data.items() if k != "level"}
+            logging.getLogger("rfdetr_trainer.settings").warning(
+                "experiment.logging.level is ignored and will be refused in a later version; use -v or -q")
+        return data
 
 
 class ExperimentConfig(Section):
