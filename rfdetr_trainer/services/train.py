@@ -33,11 +33,10 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     epochs_completed: int = 0
     duration_s: float = 0.0
-    model: Any = field(default=None, repr=False)  # the in-memory rfdetr model, reused by predict/export
     init_from: dict[str, Any] | None = None  # the class-head mapping of --init-from
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (no model object)."""
+        """JSON-ready summary."""
         return {
             "best_checkpoint": str(self.best_checkpoint),
             "checkpoints_dir": str(self.checkpoints_dir),
@@ -224,7 +223,6 @@ def train(
         history=history,
         epochs_completed=outcome.epochs_completed,
         duration_s=time.monotonic() - started,
-        model=outcome.model,
         init_from=mapping.to_dict() if mapping else None,
     )
 

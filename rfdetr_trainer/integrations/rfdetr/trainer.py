@@ -23,7 +23,6 @@ log = get_logger(__name__)
 class FitOutcome:
     """What ``fit`` leaves behind."""
 
-    model: Any  # the rfdetr RFDETR instance, holding the trained weights
     class_names: list[str]
     epochs_completed: int
 
@@ -134,4 +133,4 @@ def fit(
     except Exception as exc:  # surface the library's failure as one line; --debug keeps the traceback
         raise TrainingError(f"training failed: {type(exc).__name__}: {str(exc).strip()[:300]}") from exc
     class_names = [str(n) for n in (getattr(model.model, "class_names", None) or [])]
-    return FitOutcome(model, class_names, watch.epochs_completed)
+    return FitOutcome(class_names, watch.epochs_completed)
