@@ -44,12 +44,6 @@ def global_rank(env: Mapping[str, str] | None = None) -> int:
     return node * max(local_world_size(env), 1) + local
 
 
-def local_rank(env: Mapping[str, str] | None = None) -> int:
-    """This process's rank on its node (0 when not distributed)."""
-    env = os.environ if env is None else env
-    return _first_int(env, LOCAL_RANK_VARS) or 0
-
-
 def local_world_size(env: Mapping[str, str] | None = None) -> int:
     """Processes per node as the launcher states it (``LOCAL_WORLD_SIZE``), else 1."""
     env = os.environ if env is None else env

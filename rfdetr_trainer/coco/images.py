@@ -167,15 +167,6 @@ def write_upright(src: Any, dest: Path) -> None:
         upright.save(dest, format=fmt, **params)
 
 
-def open_upright(path: Path | str) -> Any:
-    """An RGB ``PIL.Image`` of ``path`` as viewers show it (EXIF orientation applied): for inference code, so
-    that predicted boxes are in the same frame as annotations made in CVAT, Roboflow or Label Studio."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as img:
-        return ImageOps.exif_transpose(img).convert("RGB")
-
-
 def problems_summary(problems: Iterable[tuple[str, str]], total: int, limit: int = 3) -> str:
     """``N of M images …: first, files (codes)`` for the one failure line of a merge or fetch."""
     problems = list(problems)

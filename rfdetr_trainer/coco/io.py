@@ -67,15 +67,6 @@ def sha256_later(data: bytes) -> Callable[[], str]:
     return wait
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks so large images do not fill memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary sibling so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rfdetr_trainer.coco.images import ImageProblem, check_image
+from rfdetr_trainer.coco.images import ImageProblem
 from rfdetr_trainer.coco.images import check_images as check_image_files
 from rfdetr_trainer.coco.io import decode_text, parse_json
-from rfdetr_trainer.coco.layout import Subset, Tree, open_dataset
+from rfdetr_trainer.coco.layout import Subset, open_dataset
 from rfdetr_trainer.coco.schema import ERROR, INFO, SPLITS, WARNING, Finding
 from rfdetr_trainer.errors import DatasetError
 
@@ -155,16 +155,6 @@ def empty_split_findings(split_counts: dict[str, dict], file_of: dict[str, str])
         for s in SPLITS
         if not split_counts.get(s, {}).get("images")
     ]
-
-
-def check_image_file(tree: Tree, rel: str, width: Any, height: Any, file: str, image_id: Any) -> Finding | None:
-    """Open an image and check that it decodes at the size the JSON says (see :mod:`rfdetr_trainer.coco.images`).
-
-    Findings: ``image_unreadable`` / ``image_truncated`` (what Pillow's decoder says), ``exif_rotated`` (the
-    JSON's size is the EXIF-rotated view; merge writes such images upright), ``image_size_mismatch``.
-    """
-    problem = check_image(tree, rel, width, height)
-    return _image_finding(problem, file, image_id)
 
 
 def _image_finding(problem: ImageProblem | None, file: str, image_id: Any, action: str = "") -> Finding | None:

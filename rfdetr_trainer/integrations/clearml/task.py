@@ -23,7 +23,6 @@ from rfdetr_trainer.schemas.experiment import ClearMLConfig
 log = get_logger(__name__)
 
 PING_TIMEOUT_S = 5.0
-SECTIONS = ("model", "training", "data", "experiment", "validation", "export")
 
 
 def running_remotely() -> bool:

@@ -39,9 +39,6 @@ from rfdetr_trainer.logs import get_logger
 
 log = get_logger(__name__)
 
-MODES = ("ram", "disk", "none")
-
-
 def memory_budget(cache_max_gb: float) -> int:
     """Bytes a RAM cache may take: ``cache_max_gb``, but never more than half of the memory available now."""
     limit = int(cache_max_gb * 1024**3)
