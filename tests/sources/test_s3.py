@@ -194,10 +194,14 @@ def test_zip_with_escaping_entries_is_refused(s3_bucket, moto_endpoint, tmp_path
     assert not list(tmp_path.rglob("evil.txt")) and not list(tmp_path.rglob("i.json"))
 
 
-@pytest.mark.parametrize("fault", ["500-twice", "drop-once"])
-def test_transient_faults_are_retried(s3_bucket, moto_endpoint, tmp_path, fault):
+@pytest.mark.parametrize("fault", ["500-twice", "drop-once", "drop-once-s3transfer"])
+def test_transient_faults_are_retried(s3_bucket, moto_endpoint, tmp_path, monkeypatch, fault):
+    """botocore retries the 5xx; a body cut halfway is read again (by _get_body, or by s3transfer for objects
+    above the multipart threshold), once each: no loop around the libraries' own retries."""
     client, bucket = s3_bucket
     _fill(client, bucket)
+    if fault == "drop-once-s3transfer":
+        monkeypatch.setattr("rfdetr_trainer.integrations.s3.fetch._MULTIPART_THRESHOLD", 1000)
     proxy = FaultProxy(moto_endpoint)
     try:
         if fault == "500-twice":
@@ -210,7 +214,27 @@ def test_transient_faults_are_retried(s3_bucket, moto_endpoint, tmp_path, fault)
         proxy.close()
     cvat = next(r for r in refs if r.name.endswith("cvat1"))
     assert (cvat.path / "images/default/a.jpg").read_bytes() == b"a" * 3000
-    assert proxy.count(r"data/cvat1/images/default/a\.jpg") == (3 if fault == "500-twice" else 2)
+    assert proxy.count(r"^GET /[^?]*/data/cvat1/images/default/a\.jpg") == (3 if fault == "500-twice" else 2)
+
+
+@pytest.mark.parametrize("threshold", [None, 1000], ids=["get", "s3transfer"])
+def test_body_broken_every_time_gives_up_after_the_configured_attempts(s3_bucket, moto_endpoint, tmp_path,
+                                                                     monkeypatch, threshold):
+    client, bucket = s3_bucket
+    _fill(client, bucket)
+    if threshold:
+        monkeypatch.setattr("rfdetr_trainer.integrations.s3.fetch._MULTIPART_THRESHOLD", threshold)
+    proxy = FaultProxy(moto_endpoint)
+    try:
+        proxy.drop(r"^GET /[^?]*/data/cvat1/images/default/a\.jpg", 100)
+        with pytest.raises(SourceError) as err:
+            fetch_s3(minio_config(proxy.url, bucket, prefixes=["data/cvat1/"], retries=1), tmp_path)
+    finally:
+        proxy.close()
+    assert proxy.count(r"^GET /[^?]*/data/cvat1/images/default/a\.jpg") == 2  # retries + 1 reads, no more
+    assert "downloading 'data/cvat1/images/default/a.jpg' failed" in err.value.message
+    assert "RetriesExceeded" not in err.value.message  # s3transfer's wrapper is unwrapped to the cause
+    assert not (tmp_path / "s3" / bucket / "data/cvat1/images/default/a.jpg").exists()
 
 
 def test_persistent_failure_gives_up(s3_bucket, moto_endpoint, tmp_path):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from rfdetr_trainer.errors import AuthError, ConfigError, SourceError, TrainerError
@@ -39,9 +37,10 @@ def make_client(cfg: MinioConfig) -> Any:
     url = endpoint_url(cfg)
     config = Config(
         max_pool_connections=max(cfg.concurrency, 10),
+        # The one retry policy of every request (connection errors, timeouts, throttling, 5xx); nothing loops
+        # around it. A silent endpoint fails after (retries + 1) * read_timeout_s plus botocore's backoffs
+        # (<= 15 s): 75 s with the defaults, instead of 5 x 120 s behind a progress bar that never moves.
         retries={"max_attempts": cfg.retries + 1, "mode": "standard"},
-        # A silent endpoint fails after (retries + 1) * read_timeout_s plus botocore's backoffs (<= 15 s): 75 s
-        # with the defaults, instead of 5 x 120 s behind a progress bar that never moves.
         connect_timeout=cfg.connect_timeout_s,
         read_timeout=cfg.read_timeout_s,
         # MinIO and most S3 look-alikes want path-style addressing; AWS itself handles both.
@@ -70,6 +69,8 @@ def s3_error(cfg: MinioConfig, bucket: str, exc: BaseException, doing: str) -> T
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
     where = bucket_label(cfg, bucket)
+    # boto3's download_file gives up with RetriesExceededError once s3transfer's attempts are spent: name the cause.
+    exc = getattr(exc, "last_exception", None) or exc
     if isinstance(exc, NoCredentialsError):
         return ConfigError(f"{where}: no credentials", hint="set MINIO_ACCESS_KEY and MINIO_SECRET_KEY")
     if isinstance(exc, EndpointConnectionError):
@@ -86,34 +87,3 @@ def s3_error(cfg: MinioConfig, bucket: str, exc: BaseException, doing: str) -> T
             return SourceError(f"{where}: bucket not found", hint="check --minio-bucket")
         return SourceError(f"{where}: {doing} failed ({code}: {message})")
     return SourceError(f"{where}: {doing} failed ({type(exc).__name__}: {exc})")
-
-
-def _transient(exc: BaseException) -> bool:
-    from botocore.exceptions import (
-        ConnectionClosedError,
-        EndpointConnectionError,
-        IncompleteReadError,
-        ReadTimeoutError,
-        ResponseStreamingError,
-    )
-
-    return isinstance(
-        exc,
-        (ConnectionClosedError, EndpointConnectionError, IncompleteReadError, ReadTimeoutError,
-         ResponseStreamingError, ConnectionError, TimeoutError),
-    )
-
-
-def _retrying(cfg: MinioConfig, bucket: str, doing: str, fn: Callable[[], Any]) -> Any:
-    """botocore retries requests; this also retries a body that broke off mid-stream."""
-    attempts = cfg.retries + 1
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - classified below
-            if _transient(exc) and attempt + 1 < attempts:
-                time.sleep(min(0.1 * 2**attempt, 5.0))
-                continue
-            raise s3_error(cfg, bucket, exc, doing) from exc
-    raise AssertionError("unreachable")
-

@@ -13,7 +13,7 @@ from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.errors import ConfigError, SourceError
 from rfdetr_trainer.integrations.archive import extract_zip, remove_stale_siblings, temp_sibling
 from rfdetr_trainer.integrations.progress import TransferProgress, as_progress
-from rfdetr_trainer.integrations.s3.client import _retrying, bucket_label, endpoint_url, make_client
+from rfdetr_trainer.integrations.s3.client import bucket_label, endpoint_url, make_client, s3_error
 from rfdetr_trainer.integrations.s3.discover import S3Object, find_datasets, list_objects, safe_paths
 from rfdetr_trainer.integrations.s3.journal import Journal
 from rfdetr_trainer.logs import get_logger
@@ -28,43 +28,68 @@ _MULTIPART_THRESHOLD = 32 * 1024 * 1024
 
 def download_object(client: Any, cfg: MinioConfig, bucket: str, obj: S3Object, target: Path,
                     progress: TransferProgress) -> S3Object:
-    """Land one object at ``target`` via a temporary sibling; returns it with the ETag actually served."""
+    """Land one object at ``target`` via a temporary sibling; returns it with the ETag actually served.
+
+    Retries are the libraries': botocore retries every request (:func:`make_client`); s3transfer fetches a large
+    object and re-reads a body that broke off mid-stream, ``retries + 1`` attempts in all; a small object's one
+    GET gets that same re-read from :func:`_get_body`, as neither library retries the body of a plain GET.
+
+    Raises:
+        AuthError, SourceError: the object could not be fetched (one line naming the key).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(target, "part")
+    done = 0
+    try:
+        if obj.size >= _MULTIPART_THRESHOLD:
+            from boto3.s3.transfer import TransferConfig
 
-    def attempt() -> S3Object:
-        tmp = temp_sibling(target, "part")
-        done = 0
+            def on_bytes(n: int) -> None:  # s3transfer reports a re-read body's lost bytes as a negative n
+                nonlocal done
+                done += n
+                progress.advance(nbytes=n)
+
+            client.download_file(bucket, obj.key, str(tmp), Callback=on_bytes,
+                                 Config=TransferConfig(max_concurrency=max(2, cfg.concurrency // 2),
+                                                       num_download_attempts=cfg.retries + 1))
+            etag = obj.etag
+        else:
+            body, etag = _get_body(client, bucket, obj, cfg.retries + 1)
+            tmp.write_bytes(body)
+            done = len(body)
+            progress.advance(nbytes=done)
+        os.replace(tmp, target)
+        return S3Object(obj.key, target.stat().st_size, etag)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        progress.advance(nbytes=-done)
+        if isinstance(exc, Exception):
+            raise s3_error(cfg, bucket, exc, f"downloading {obj.key!r}") from exc
+        raise
+
+
+def _get_body(client: Any, bucket: str, obj: S3Object, attempts: int) -> tuple[bytes, str]:
+    """A small object's bytes and served ETag in one GET, the body read again when it breaks off mid-stream.
+
+    The GET itself is botocore's to retry; an error it raises is final, so a silent endpoint still fails in the
+    time ``make_client`` states. Only a body that broke after the answer began (the errors s3transfer re-reads
+    on, ``S3_RETRYABLE_DOWNLOAD_ERRORS``) is fetched again, up to ``attempts`` reads in all.
+    """
+    from botocore.exceptions import IncompleteReadError
+    from s3transfer.utils import S3_RETRYABLE_DOWNLOAD_ERRORS
+
+    for attempt in range(attempts):
+        resp = client.get_object(Bucket=bucket, Key=obj.key)
         try:
-            if obj.size >= _MULTIPART_THRESHOLD:
-                from boto3.s3.transfer import TransferConfig
-
-                def on_bytes(n: int) -> None:
-                    nonlocal done
-                    done += n
-                    progress.advance(nbytes=n)
-
-                client.download_file(bucket, obj.key, str(tmp), Callback=on_bytes,
-                                     Config=TransferConfig(max_concurrency=max(2, cfg.concurrency // 2)))
-                etag = obj.etag
-            else:
-                resp = client.get_object(Bucket=bucket, Key=obj.key)
-                body = resp["Body"].read()
-                if len(body) != resp.get("ContentLength", len(body)):
-                    from botocore.exceptions import IncompleteReadError
-
-                    raise IncompleteReadError(actual_bytes=len(body), expected_bytes=resp["ContentLength"])
-                tmp.write_bytes(body)
-                done = len(body)
-                progress.advance(nbytes=done)
-                etag = str(resp.get("ETag", obj.etag)).strip('"')
-            os.replace(tmp, target)
-            return S3Object(obj.key, target.stat().st_size, etag)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            progress.advance(nbytes=-done)
-            raise
-
-    return _retrying(cfg, bucket, f"downloading {obj.key!r}", attempt)
+            body = resp["Body"].read()
+            if len(body) != resp.get("ContentLength", len(body)):
+                raise IncompleteReadError(actual_bytes=len(body), expected_bytes=resp["ContentLength"])
+        except S3_RETRYABLE_DOWNLOAD_ERRORS:
+            if attempt + 1 == attempts:
+                raise
+            continue
+        return body, str(resp.get("ETag", obj.etag)).strip('"')
+    raise AssertionError("unreachable")
 
 
 def _digest(objects: list[S3Object]) -> str:

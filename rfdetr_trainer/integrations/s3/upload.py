@@ -8,7 +8,7 @@ from typing import Any
 
 from rfdetr_trainer.errors import ConfigError, OutputError
 from rfdetr_trainer.integrations.progress import as_progress
-from rfdetr_trainer.integrations.s3.client import _retrying, make_client
+from rfdetr_trainer.integrations.s3.client import make_client, s3_error
 from rfdetr_trainer.schemas.data import MinioConfig
 
 
@@ -56,12 +56,10 @@ def upload_artifacts(cfg: MinioConfig, paths: list[Path], target: str, *, progre
 
     def send(item: tuple[Path, str]) -> str:
         path, key = item
-
-        def attempt() -> None:
-            client.upload_file(str(path), bucket, key, Config=transfer,
-                               Callback=lambda n: bar.advance(nbytes=n))
-
-        _retrying(cfg, bucket, f"uploading {path.name} to {key!r}", attempt)
+        try:  # botocore retries each request of the upload (make_client); nothing loops around it
+            client.upload_file(str(path), bucket, key, Config=transfer, Callback=lambda n: bar.advance(nbytes=n))
+        except Exception as exc:  # noqa: BLE001 - mapped to one clear line
+            raise s3_error(cfg, bucket, exc, f"uploading {path.name} to {key!r}") from exc
         bar.advance(files=1)
         return f"s3://{bucket}/{key}"
 
