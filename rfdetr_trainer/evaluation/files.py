@@ -52,7 +52,60 @@ def write_data_files(evaluation: Evaluation, folder: Path, *, extra: dict[str, A
     return files
 
 
+THRESHOLDS_FILE = "thresholds.json"
+#: The evaluations ``--thresholds auto`` reads, first found wins: the held-out test split, else valid.
+THRESHOLD_SPLITS = ("test", "valid")
+
+
+def run_thresholds_paths(model_path: Path) -> list[Path]:
+    """Where a model's evaluated thresholds live: ``<run>/evaluation/<split>/thresholds.json`` (test, then valid).
+
+    The run is the folder above ``checkpoints/`` (a checkpoint) or ``export/`` (an exported file); a model
+    outside a run has none.
+    """
+    model_path = Path(model_path)
+    folder = model_path if model_path.is_dir() else model_path.parent
+    if folder.name not in ("checkpoints", "export"):
+        return []
+    return [folder.parent / "evaluation" / split / THRESHOLDS_FILE for split in THRESHOLD_SPLITS]
+
+
+def threshold_values(data: Any) -> tuple[float | None, dict[str, float]]:
+    """The overall and per-class confidences of a ``thresholds.json`` as :func:`thresholds_dict` writes it.
+
+    ``overall`` is ``{"confidence": x, "f1": …}`` (a bare number is taken too); ``per_class`` maps class names to
+    confidences. Undefined ones (``null``: no detection or no ground truth) come back as None or are left out.
+
+    Raises:
+        ValueError: not that shape, or a confidence that is not a number in [0, 1]; the message names the field.
+    """
+    if not isinstance(data, dict) or not ({"overall", "per_class"} & data.keys()):
+        raise ValueError('not a thresholds.json (expected {"overall": {"confidence": x}, "per_class": {name: x}})')
+    per_class = data.get("per_class") or {}
+    if not isinstance(per_class, dict):
+        raise ValueError("per_class must map class names to confidences")
+    overall = data.get("overall")
+    if isinstance(overall, dict):
+        overall = overall.get("confidence")
+    values = {"overall.confidence": overall, **{f"per_class.{k}": v for k, v in per_class.items()}}
+    for key, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value <= 1):
+            raise ValueError(f"{key}: threshold must be a number in [0, 1], got {value!r}")
+    return (None if overall is None else float(overall),
+            {str(k): float(v) for k, v in per_class.items() if v is not None})
+
+
+def read_threshold_values(path: Path) -> tuple[float | None, dict[str, float]]:
+    """:func:`threshold_values` of a file.
+
+    Raises:
+        OSError: unreadable.
+        ValueError: not JSON, or not a thresholds.json (the message names the field).
+    """
+    return threshold_values(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
 def read_thresholds(path: Path) -> dict[str, float]:
     """Per-class confidences from a ``thresholds.json`` (class name -> confidence; undefined ones left out)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {str(k): float(v) for k, v in (data.get("per_class") or {}).items() if v is not None}
+    return read_threshold_values(path)[1]

@@ -108,67 +108,64 @@ class AnnotateResult:
 # ------------------------------------------------------------------------------------------- thresholds
 
 
-def read_thresholds(path: Path) -> Thresholds:
-    """A ``thresholds.json`` as ``evaluate`` writes it: ``{"overall": x, "per_class": {"name": x}}``.
+def read_thresholds(path: Path, conf: float = 0.5) -> Thresholds:
+    """A ``thresholds.json`` as ``evaluate`` writes it: its per-class confidences, its overall best-F1 confidence
+    for the other classes (``conf`` where the evaluation found none).
 
     Raises:
-        ConfigError: unreadable, not that shape, or a value outside [0, 1]; the message names file and field.
+        ConfigError: unreadable or not that shape; the message names the file (and the field).
     """
+    from rfdetr_trainer.evaluation.files import read_threshold_values
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        overall, per_class = read_threshold_values(Path(path))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read thresholds ({exc})") from None
-    return thresholds_from_dict(data, str(path))
+        raise ConfigError(f"{path}: cannot read thresholds ({exc})",
+                          hint="pass the thresholds.json that rfdetr-trainer evaluate writes") from None
+    return Thresholds(conf if overall is None else overall, per_class, str(path))
 
 
-def thresholds_from_dict(data: Any, where: str) -> Thresholds:
-    if not isinstance(data, dict) or "overall" not in data:
-        raise ConfigError(f"{where}: thresholds need an 'overall' value", hint='{"overall": 0.4, "per_class": {}}')
-    per_class = data.get("per_class") or {}
-    if not isinstance(per_class, dict):
-        raise ConfigError(f"{where}: per_class must map class names to thresholds")
-    values = {"overall": data["overall"], **{f"per_class.{k}": v for k, v in per_class.items()}}
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise ConfigError(f"{where}: {key}: threshold must be a number in [0, 1], got {value!r}")
-    return Thresholds(float(data["overall"]), {str(k): float(v) for k, v in per_class.items()}, where)
-
-
-def find_thresholds(model_path: Path) -> Thresholds:
-    """``--thresholds auto``: ``thresholds.json`` beside the model or in its run folder, else the ONNX metadata.
+def find_thresholds(model_path: Path, conf: float, model_thresholds: Callable[[], dict[str, float]]) -> Thresholds:
+    """``--thresholds auto``, as ``predict`` resolves it: the run's ``evaluation/<split>/thresholds.json`` (test,
+    then valid), else the per-class confidences stored in the model (``model_thresholds``: an exported file's
+    metadata), with ``conf`` for the classes they leave out.
 
     Raises:
         ConfigError: none found (the message lists where it looked).
     """
-    model_path = Path(model_path)
-    folder = model_path if model_path.is_dir() else model_path.parent
-    candidates = [folder / "thresholds.json", folder.parent / "thresholds.json",
-                  folder.parent / "evaluate" / "thresholds.json", folder / "evaluate" / "thresholds.json"]
+    from rfdetr_trainer.evaluation.files import run_thresholds_paths
+
+    candidates = run_thresholds_paths(model_path)
     for candidate in candidates:
         if candidate.is_file():
-            return read_thresholds(candidate)
-    if model_path.suffix.lower() == ".onnx" and model_path.is_file():
-        import onnx
-
-        props = {p.key: p.value for p in onnx.load(str(model_path), load_external_data=False).metadata_props}
-        for key in ("thresholds", "rfdetr_trainer.thresholds"):
-            if key in props:
-                try:
-                    return thresholds_from_dict(json.loads(props[key]), f"{model_path} metadata_props[{key}]")
-                except ValueError:
-                    raise ConfigError(f"{model_path}: metadata_props[{key}] is not JSON") from None
-    looked = ", ".join(str(c) for c in dict.fromkeys(candidates))
-    raise ConfigError(f"{model_path}: no thresholds.json found for --thresholds auto (looked in {looked})",
+            return read_thresholds(candidate, conf)
+    stored = model_thresholds()
+    if stored:
+        return Thresholds(conf, {str(k): float(v) for k, v in stored.items()}, f"{model_path} (metadata)")
+    looked = ", ".join([*(str(c) for c in candidates), f"the metadata of {model_path}"])
+    raise ConfigError(f"--thresholds auto: no thresholds found for {model_path} (looked in {looked})",
                       hint="run 'rfdetr-trainer evaluate' first, pass --thresholds FILE, or use --conf")
 
 
-def resolve_thresholds(spec: str | None, conf: float, model_path: Path) -> Thresholds:
-    """``None`` → one threshold ``conf``; ``auto`` → :func:`find_thresholds`; anything else → a file path."""
+def resolve_thresholds(spec: str | None, conf: float, model_path: Path,
+                       model_thresholds: Callable[[], dict[str, float]] | None = None) -> Thresholds:
+    """``None`` → one threshold ``conf``; ``auto`` → :func:`find_thresholds`; anything else → a file path.
+
+    ``model_thresholds`` gives the thresholds stored in the model; by default its backend is loaded to read them.
+    """
     if not spec:
         return Thresholds(conf)
     if spec == "auto":
-        return find_thresholds(model_path)
-    return read_thresholds(Path(spec))
+        return find_thresholds(Path(model_path), conf, model_thresholds or (lambda: _stored_thresholds(model_path)))
+    if not Path(spec).is_file():
+        raise ConfigError(f"--thresholds {spec}: no such file", hint="pass auto or a thresholds.json")
+    return read_thresholds(Path(spec), conf)
+
+
+def _stored_thresholds(model_path: Path) -> dict[str, float]:
+    from rfdetr_trainer.integrations.rfdetr.inference import load_backend
+
+    return load_backend(Path(model_path)).thresholds
 
 
 # ------------------------------------------------------------------------------------------- the model
@@ -183,9 +180,16 @@ def load_predictor(model_path: Path, *, floor: float, iou_threshold: float, batc
     Raises:
         CheckpointError: the checkpoint or model file is missing or unreadable.
     """
-    from rfdetr_trainer.integrations.rfdetr.inference import load_backend, predict_images
+    from rfdetr_trainer.integrations.rfdetr.inference import load_backend
 
-    backend = load_backend(Path(model_path))
+    return predictor_for(load_backend(Path(model_path)), floor=floor, iou_threshold=iou_threshold,
+                         batch_size=batch_size)
+
+
+def predictor_for(backend: Any, *, floor: float, iou_threshold: float, batch_size: int = 4) -> Predictor:
+    """A :data:`Predictor` over a loaded inference backend (see :func:`load_predictor`)."""
+    from rfdetr_trainer.integrations.rfdetr.inference import predict_images
+
     names = [str(n) for n in backend.class_names]
 
     def run(images: list[Path]) -> Iterator[list[Detection]]:
@@ -412,9 +416,19 @@ def annotate_from_settings(settings: Any, model_path: Path, *, frames: str = "un
     if not cvat.task_ids:
         raise ConfigError("no CVAT task ids given", hint="pass --cvat-task-ids 1 2")
     conn = connection_from_config(cvat)
-    limits = resolve_thresholds(thresholds, settings.validation.confidence_threshold, Path(model_path))
-    predictor = load_predictor(Path(model_path), floor=min(DETECTION_FLOOR, limits.lowest),
-                               iou_threshold=settings.validation.iou_threshold)
+    from rfdetr_trainer.integrations.rfdetr.inference import load_backend
+
+    loaded: list[Any] = []  # the model loads once, and only after the thresholds files were looked for
+
+    def backend() -> Any:
+        if not loaded:
+            loaded.append(load_backend(Path(model_path)))
+        return loaded[0]
+
+    limits = resolve_thresholds(thresholds, settings.validation.confidence_threshold, Path(model_path),
+                                lambda: backend().thresholds)
+    predictor = predictor_for(backend(), floor=min(DETECTION_FLOOR, limits.lowest),
+                              iou_threshold=settings.validation.iou_threshold)
     output_dir = Path(output) if output else Path(settings.experiment.output_dir) / "annotate"
     frames_root = Path(settings.data.cache_dir) / "cvat" / host_slug(conn.host)
     api = make_task_api(conn, cvat.downloader)

@@ -89,6 +89,7 @@ def _predictions(checkpoint: Path, frames, floor: float):
             for box, score, label in zip(pred.boxes_xyxy, pred.scores, pred.labels):
                 x0, y0, x1, y1 = (min(max(v, 0.0), lim) for v, lim in
                                   zip(box, (pred.width, pred.height, pred.width, pred.height)))
+                (x0, x1), (y0, y1) = sorted((x0, x1)), sorted((y0, y1))  # as make_shape orders the corners
                 name = names[label] if 0 <= label < len(names) else f"class_{label}"
                 dets.append((name, score, [round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)]))
             out.append(dets)
@@ -282,10 +283,128 @@ def test_per_class_thresholds_apply(tmp_path):
     assert summary.skipped_threshold == 0 and summary.unknown_labels == {"bicycle": 1}
 
 
+# ----------------------------------------------------------------------------------------- thresholds files
+# Built by the writers evaluate and export use: evaluation.files.write_data_files and export_meta.stamp.
+
+
+def _evaluate_into(folder: Path) -> dict:
+    """Write an evaluation's files into ``folder`` as ``evaluate`` does; returns its thresholds (best-F1 confidences:
+    car 0.8 and person 0.3 are the scores of their only true positives)."""
+    from rfdetr_trainer.evaluation.core import evaluate_coco
+    from rfdetr_trainer.evaluation.files import write_data_files
+
+    gt = {"images": [{"id": 1, "file_name": "one.jpg", "width": 100, "height": 100}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "area": 100,
+                           "iscrowd": 0},
+                          {"id": 2, "image_id": 1, "category_id": 2, "bbox": [20, 20, 10, 10], "area": 100,
+                           "iscrowd": 0}],
+          "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "person"}, {"id": 3, "name": "truck"}]}
+    dets = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.8},
+            {"image_id": 1, "category_id": 1, "bbox": [60, 60, 10, 10], "score": 0.2},
+            {"image_id": 1, "category_id": 2, "bbox": [20, 20, 10, 10], "score": 0.3}]
+    evaluation = evaluate_coco(gt, dets)
+    write_data_files(evaluation, folder)
+    thresholds = evaluation.thresholds
+    assert (thresholds["per_class"]["car"], thresholds["per_class"]["person"]) == pytest.approx((0.8, 0.3))
+    return thresholds
+
+
+def _run_folder(tmp_path: Path) -> tuple[Path, Path]:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = run / "checkpoints" / "checkpoint_best_total.pth"
+    checkpoint.write_bytes(b"\x80")
+    return run, checkpoint
+
+
+def _exported_onnx(path: Path, thresholds: dict | None) -> Path:
+    """A tiny ONNX file stamped with the metadata export writes (class names, resolution, per-class thresholds
+    from the run's thresholds.json, as export_stage reads them)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from rfdetr_trainer.integrations.rfdetr.export_meta import stamp
+    from rfdetr_trainer.integrations.rfdetr.inference import Backend
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 32])])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(helper.make_model(graph), str(path))
+    backend = Backend(class_names=["car", "person", "truck"], resolution=32, thresholds=thresholds)
+    return stamp(path, backend.metadata())
+
+
+def test_thresholds_auto_reads_the_evaluation_of_the_checkpoints_run(tmp_path):
+    from rfdetr_trainer.pipeline.stages import resolve_thresholds as predict_thresholds
+
+    run, checkpoint = _run_folder(tmp_path)
+    valid = _evaluate_into(run / "evaluation" / "valid")
+    limits = resolve_thresholds("auto", 0.5, checkpoint, lambda: {})
+    path = run / "evaluation" / "valid" / "thresholds.json"
+    assert limits == Thresholds(valid["overall"]["confidence"],
+                                {"car": valid["per_class"]["car"], "person": valid["per_class"]["person"]},
+                                str(path))
+    assert limits.of("truck") == limits.overall  # truck has no ground truth: null in the file, the overall applies
+    # The test split wins over valid, as for predict.
+    (run / "evaluation" / "test").mkdir()
+    test_file = run / "evaluation" / "test" / "thresholds.json"
+    data = json.loads(path.read_text())
+    data["per_class"]["car"] = 0.65
+    test_file.write_text(json.dumps(data))
+    limits = resolve_thresholds("auto", 0.5, checkpoint, lambda: {})
+    assert (limits.of("car"), limits.source) == (0.65, str(test_file))
+    assert limits.per_class == predict_thresholds("auto", checkpoint, None)
+    assert resolve_thresholds(None, 0.35, checkpoint) == Thresholds(0.35)
+
+
+def test_explicit_evaluate_thresholds_file(tmp_path):
+    thresholds = _evaluate_into(tmp_path / "evaluation")
+    path = tmp_path / "evaluation" / "thresholds.json"
+    limits = resolve_thresholds(str(path), 0.5, tmp_path / "model.pth")
+    assert (limits.overall, limits.per_class, limits.source) == (
+        thresholds["overall"]["confidence"], {"car": 0.8, "person": 0.3}, str(path))
+    with pytest.raises(ConfigError, match="no such file"):
+        resolve_thresholds(str(tmp_path / "missing.json"), 0.5, tmp_path / "model.pth")
+
+
+def test_thresholds_auto_reads_the_exported_models_metadata(tmp_path):
+    from rfdetr_trainer.evaluation.files import read_thresholds as per_class_of
+
+    evaluated = tmp_path / "evaluated"
+    _evaluate_into(evaluated)
+    run = tmp_path / "run"
+    model = _exported_onnx(run / "export" / "model.onnx", per_class_of(evaluated / "thresholds.json"))
+    limits = resolve_thresholds("auto", 0.45, model)  # no evaluation in the run: the file's metadata
+    assert (limits.overall, limits.per_class, limits.source) == (0.45, {"car": 0.8, "person": 0.3},
+                                                                 f"{model} (metadata)")
+    _evaluate_into(run / "evaluation" / "test")  # an evaluation of the run comes first
+    assert resolve_thresholds("auto", 0.45, model).source == str(run / "evaluation" / "test" / "thresholds.json")
+
+
+def test_thresholds_auto_with_nothing_found_is_one_line(tmp_path, monkeypatch):
+    run, checkpoint = _run_folder(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        resolve_thresholds("auto", 0.5, checkpoint, lambda: {})
+    for split in ("test", "valid"):
+        assert str(run / "evaluation" / split / "thresholds.json") in err.value.message
+    model = _exported_onnx(run / "export" / "model.onnx", None)
+    monkeypatch.setenv("CVAT_HOST", "http://127.0.0.1:9")  # never reached: the thresholds are looked for first
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", "pat-admin-0123456789")
+    result = CliRunner().invoke(app, ["annotate", "--model", str(model), "--cvat-task-ids", "1", "--thresholds",
+                                      "auto", "--env-file", os.devnull])
+    assert result.exit_code == 3, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert "--thresholds auto: no thresholds found" in lines[0], lines
+    assert str(run / "evaluation" / "test" / "thresholds.json") in result.output.replace("\n", "")
+    assert "metadata" in lines[0] and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("content,message", [
-    ('{"per_class": {}}', "need an 'overall' value"),
-    ('{"overall": 1.5}', "overall: threshold must be a number in [0, 1], got 1.5"),
-    ('{"overall": 0.3, "per_class": {"car": "high"}}', "per_class.car: threshold must be a number"),
+    ('{"per_class": {}, "overall": {"confidence": 1.5}}',
+     "overall.confidence: threshold must be a number in [0, 1], got 1.5"),
+    ('{"overall": {"confidence": 0.3}, "per_class": {"car": "high"}}', "per_class.car: threshold must be a number"),
+    ('{"criterion": "max F1"}', "not a thresholds.json"),
     ("not json", "cannot read thresholds"),
 ])
 def test_bad_thresholds_file_names_the_field(tmp_path, content, message):
@@ -296,32 +415,36 @@ def test_bad_thresholds_file_names_the_field(tmp_path, content, message):
     assert str(path) in err.value.message
 
 
-def test_thresholds_auto_reads_the_run_folder(tmp_path):
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_evaluate_then_annotate_thresholds_auto(tiny_model, truth, tmp_path, monkeypatch):
+    """The real chain: ``evaluate`` writes <run>/evaluation/test/thresholds.json, ``annotate --thresholds auto``
+    of the run's checkpoint uses it."""
+    from rfdetr_trainer.evaluation.files import read_threshold_values
+
+    (checkpoint, dataset), frames = tiny_model, truth[1]
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    checkpoint = run / "checkpoints" / "checkpoint_best_total.pth"
-    checkpoint.write_bytes(b"\x80")
-    with pytest.raises(ConfigError, match="no thresholds.json found"):
-        resolve_thresholds("auto", 0.5, checkpoint)
-    (run / "thresholds.json").write_text('{"overall": 0.4, "per_class": {"car": 0.6}}')
-    limits = resolve_thresholds("auto", 0.5, checkpoint)
-    assert (limits.of("car"), limits.of("person"), limits.source) == (0.6, 0.4, str(run / "thresholds.json"))
-    assert resolve_thresholds(None, 0.35, checkpoint) == Thresholds(0.35)
-
-
-def test_onnx_metadata_thresholds(tmp_path):
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    model = helper.make_model(graph)
-    onnx.helper.set_model_props(model, {"thresholds": json.dumps({"overall": 0.3, "per_class": {"car": 0.7}})})
-    path = tmp_path / "model.onnx"
-    onnx.save(model, str(path))
-    limits = resolve_thresholds("auto", 0.5, path)
-    assert (limits.overall, limits.per_class) == (0.3, {"car": 0.7})
+    ckpt = run / "checkpoints" / checkpoint.name
+    shutil.copy(checkpoint, ckpt)
+    evaluated = CliRunner().invoke(app, ["evaluate", "-w", str(ckpt), "--dataset-dir", str(dataset), "--split", "test",
+                                         "--env-file", os.devnull])
+    assert evaluated.exit_code == 0, evaluated.output
+    path = run / "evaluation" / "test" / "thresholds.json"
+    overall, per_class = read_threshold_values(path)
+    state = CvatState()
+    task = state.add_task(_task(frames))
+    with CvatServer(state) as server:
+        monkeypatch.setenv("CVAT_HOST", server.url)
+        monkeypatch.setenv("CVAT_ACCESS_TOKEN", "pat-admin-0123456789")
+        monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
+        result = CliRunner().invoke(app, ["annotate", "-w", str(ckpt), "--cvat-task-ids", "5", "--thresholds", "auto",
+                                          "--conf", "0.42", "--dry-run", "--output", str(tmp_path / "dry"),
+                                          "--env-file", os.devnull])
+    assert result.exit_code == 0, result.output
+    assert task.version == 0
+    used = json.loads((tmp_path / "dry" / "annotate_summary.json").read_text())["thresholds"]
+    assert used == {"overall": 0.42 if overall is None else overall, "per_class": per_class, "source": str(path)}
 
 
 def test_cli_errors_are_one_line(tmp_path, monkeypatch):
