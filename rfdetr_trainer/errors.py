@@ -78,6 +78,24 @@ class TrackingError(TrainerError):
     exit_code = 12
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, carrying what the resume hint needs.
+
+    A ``KeyboardInterrupt`` still (every ``except KeyboardInterrupt`` and clean-up treats it as one), raised by
+    ``pipeline.context.open_run`` in place of the bare interrupt.
+
+    Attributes:
+        run_name: the run name this process made up because no ``--run-name`` was given; rerunning with it
+            reuses the run folder. None when the user named the run (the same command resumes as it is).
+    """
+
+    exit_code = 130
+
+    def __init__(self, run_name: str | None = None) -> None:
+        super().__init__()
+        self.run_name = run_name
+
+
 #: Exit codes documented in the README; kept here so the docs test can compare.
 EXIT_CODES: dict[int, str] = {
     0: "success",
@@ -93,5 +111,5 @@ EXIT_CODES: dict[int, str] = {
     ExportError.exit_code: "export error, including an exported model that disagrees with PyTorch",
     OutputError.exit_code: "output directory not writable",
     TrackingError.exit_code: "experiment tracking required but unavailable",
-    130: "interrupted (Ctrl-C); rerun to resume",
+    Interrupted.exit_code: "interrupted (Ctrl-C); rerun to resume",
 }

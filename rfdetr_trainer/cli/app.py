@@ -74,8 +74,8 @@ class RootGroup(TyperGroup):
                 traceback.print_exc(file=sys.stderr)
             _report(exc.message, exc.hint)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            _report("interrupted", _resume_hint())
+        except KeyboardInterrupt as exc:
+            _report("interrupted", _resume_hint(exc))
             ctx.exit(130)
         except _CLICK_FLOW:
             raise
@@ -86,9 +86,9 @@ class RootGroup(TyperGroup):
             ctx.exit(1)
 
 
-def _resume_hint() -> str:
-    stages = sys.modules.get("rfdetr_trainer.pipeline.stages")
-    generated = stages.GENERATED_RUN_NAME[0] if stages else None
+def _resume_hint(exc: KeyboardInterrupt) -> str:
+    """How to pick up an interrupted run; the name a run made up travels in ``errors.Interrupted``."""
+    generated = getattr(exc, "run_name", None)
     if generated:
         return f"rerun the same command with --run-name {generated} to resume; finished stages are reused"
     return "rerun the same command to resume; finished stages are reused"

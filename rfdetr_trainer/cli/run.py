@@ -38,6 +38,7 @@ def run_command(
 ) -> None:
     """Run the whole pipeline; prints every artifact, then the run manifest, and the best checkpoint last
     (as ``train`` does, so ``ckpt=$(rfdetr-trainer run …)`` works)."""
+    from rfdetr_trainer.pipeline.context import Enqueued
     from rfdetr_trainer.pipeline.runner import run
 
     settings = load(locals())
@@ -45,8 +46,8 @@ def run_command(
         result = run(settings)
     if result is None:  # a DDP rank other than 0: rank 0 reports
         return
-    if result.enqueued:
-        print(f"enqueued: ClearML task {result.enqueued['task_id']} on queue {result.enqueued['queue']}")
+    if isinstance(result, Enqueued):
+        print(f"enqueued: ClearML task {result.task_id} on queue {result.queue}")
         return
     if json_out:
         emit({**result.manifest, "manifest_path": str(result.paths.manifest),

@@ -30,6 +30,7 @@ def train_command(
     dry_run: o.DryRun = False,
 ) -> None:
     """Train RF-DETR on a dataset (validated first); the best checkpoint path is the last stdout line."""
+    from rfdetr_trainer.pipeline.context import Enqueued
     from rfdetr_trainer.pipeline.stages import train_stage
 
     settings = load(locals())
@@ -42,7 +43,7 @@ def train_command(
         result = train_stage(settings)
     if result is None:  # a DDP rank other than 0: rank 0 prints the checkpoint
         return
-    if getattr(result, "enqueued", None):
-        print(f"enqueued: ClearML task {result.enqueued}")
+    if isinstance(result, Enqueued):
+        print(f"enqueued: ClearML task {result.task_id}")
         return
     emit(result.to_dict(), as_json=json_out, last_line=None if json_out else str(result.best_checkpoint))

@@ -1,4 +1,7 @@
-"""``run`` = fetch -> train -> predict -> export, with a manifest naming every artifact.
+"""``run`` = fetch -> train -> predict -> evaluate -> export, with a manifest naming every artifact.
+
+It chains the single stages of ``pipeline/stages.py`` (which never import this module) in one run opened by
+``pipeline.context.open_run``, as ``train`` opens its own.
 
 The manifest is rewritten after each stage, so rerunning the same command with the same ``--run-name``
 reuses finished stages and resumes an interrupted training from its ``last.ckpt``.
@@ -9,95 +12,95 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rfdetr_trainer import __version__
 from rfdetr_trainer.logs import get_logger
-from rfdetr_trainer.pipeline.context import RunPaths, load_manifest, run_paths, save_manifest
+from rfdetr_trainer.pipeline.context import (
+    Enqueued,
+    RunArtifacts,
+    RunContext,
+    load_manifest,
+    open_run,
+    sample_image,
+    save_manifest,
+)
+from rfdetr_trainer.pipeline.stages import fetch_stage, final_evaluation
 from rfdetr_trainer.settings import Settings
+
+if TYPE_CHECKING:
+    from rfdetr_trainer.services.evaluate import EvaluateResult
+    from rfdetr_trainer.services.export import ExportResult
+    from rfdetr_trainer.services.fetch import FetchResult
+    from rfdetr_trainer.services.predict import PredictResult
 
 log = get_logger(__name__)
 
+#: The train stage's artifacts a rerun takes over from the previous manifest when training is reused.
+_TRAIN_ARTIFACTS = frozenset({"best_checkpoint", "checkpoints", "tensorboard", "metrics"})
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What the later stages need of training, whether it ran now or was reused from the previous run."""
+
+    best_checkpoint: Path
+    class_names: list[str]
+    final_metrics: dict[str, float]
+
 
 @dataclass
-class RunResult:
-    """Every artifact of a run."""
+class _Book:
+    """The run manifest as the stages fill it in; saved after every stage (on rank 0)."""
 
-    paths: RunPaths
+    ctx: RunContext
+    rank_zero: bool
+    previous: dict[str, Any]
     manifest: dict[str, Any] = field(default_factory=dict)
+    current: str = "fetch"
 
-    @property
-    def artifacts(self) -> dict[str, str]:
-        return dict(self.manifest.get("artifacts", {}))
+    def record(self, stage: str, result: dict[str, Any], **artifacts: Any) -> None:
+        self.manifest["stages"][stage] = {"status": "done", **result}
+        self.manifest["artifacts"].update({k: str(v) for k, v in artifacts.items() if v is not None})
+        if self.rank_zero:
+            save_manifest(self.ctx.paths.manifest, self.manifest)
 
-    @property
-    def enqueued(self) -> dict[str, str] | None:
-        """The ClearML task and queue when the run was sent to a clearml-agent instead of running here."""
-        return self.manifest.get("enqueued")
-
-
-def sample_image(dataset_dir: Path) -> tuple[str, Path | None]:
-    """The split predict runs on (test, else valid) and a real image from it for export parity."""
-    import json
-
-    for split in ("test", "valid"):
-        ann = Path(dataset_dir) / split / "_annotations.coco.json"
-        if ann.is_file():
-            images = json.loads(ann.read_text(encoding="utf-8")).get("images", [])
-            first = next((ann.parent / i["file_name"] for i in images if (ann.parent / i["file_name"]).is_file()),
-                         None)
-            return split, first
-    return "valid", None
+    def fail(self, exc: BaseException) -> None:
+        self.manifest["stages"][self.current] = failed_stage(exc)
+        self.manifest["failed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        save_manifest(self.ctx.paths.manifest, self.manifest)
 
 
-def run(settings: Settings, *, progress: Any = None) -> RunResult | None:
+def run(settings: Settings, *, progress: Any = None) -> RunArtifacts | Enqueued | None:
     """Run every stage on ``settings``; each stage's outputs are recorded in ``run_manifest.json``.
 
-    Returns None on DDP ranks other than 0, which only train; a RunResult naming the queued task when the run
-    was sent to a clearml-agent queue (``--remote``).
+    Returns:
+        The run's artifacts; the queued task when the run was sent to a clearml-agent queue (``--remote``);
+        None on DDP ranks other than 0, which only train.
     """
-    from rfdetr_trainer.pipeline.stages import named_run
-    from rfdetr_trainer.pipeline.tracking import tracking
-    from rfdetr_trainer.services.train import preflight
-
-    preflight(settings.model, settings.training)  # fail in milliseconds, before any download
-    settings = named_run(settings)
-    paths = run_paths(settings.experiment.output_dir, settings.experiment.run_name)
-    with tracking(settings, paths.root.name) as tracker:
-        if tracker.enqueued:
-            return RunResult(paths, {"enqueued": {"task_id": tracker.enqueued,
-                                                  "queue": settings.experiment.clearml.remote_queue}})
-        return _stages(tracker.settings, paths, tracker, progress)
+    with open_run(settings) as ctx:
+        if ctx.enqueued:
+            return ctx.enqueued
+        return _stages(ctx, progress)
 
 
-def _stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any) -> RunResult | None:
+def _stages(ctx: RunContext, progress: Any) -> RunArtifacts | None:
     from rfdetr_trainer.distributed import is_rank_zero
 
     rank_zero = is_rank_zero()
-    previous = load_manifest(paths.manifest)
-    manifest: dict[str, Any] = {
+    book = _Book(ctx, rank_zero, load_manifest(ctx.paths.manifest), {
         "rfdetr_trainer": __version__,
-        "run_dir": str(paths.root),
+        "run_dir": str(ctx.paths.root),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": settings.masked_dump(),
+        "config": ctx.settings.masked_dump(),
         "stages": {},
         "artifacts": {},
-    }
-
-    def record(stage: str, result: dict[str, Any], **artifacts: Any) -> None:
-        manifest["stages"][stage] = {"status": "done", **result}
-        manifest["artifacts"].update({k: str(v) for k, v in artifacts.items() if v is not None})
-        if rank_zero:
-            save_manifest(paths.manifest, manifest)
-
-    current = ["fetch"]
+    })
     try:
-        return _run_stages(settings, paths, tracker, progress, manifest, previous, record, current, rank_zero)
+        return _run_stages(ctx, book, progress, rank_zero)
     except BaseException as exc:
         if rank_zero:
-            manifest["stages"][current[0]] = failed_stage(exc)
-            manifest["failed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            save_manifest(paths.manifest, manifest)
+            book.fail(exc)
         raise
 
 
@@ -113,97 +116,124 @@ def failed_stage(exc: BaseException) -> dict[str, Any]:
     return {"status": "failed", "error": mask_userinfo(f"{type(exc).__name__}: {exc}"), "exit_code": 1}
 
 
-def _run_stages(settings: Settings, paths: RunPaths, tracker: Any, progress: Any, manifest: dict[str, Any],
-                previous: dict[str, Any], record: Any, current: list[str], rank_zero: bool) -> RunResult | None:
+def _run_stages(ctx: RunContext, book: _Book, progress: Any, rank_zero: bool) -> RunArtifacts | None:
     from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
     from rfdetr_trainer.integrations.rfdetr.inference import load_model
-    from rfdetr_trainer.pipeline.stages import fetch_stage
-    from rfdetr_trainer.services import export as export_service
-    from rfdetr_trainer.services import predict as predict_service
-    from rfdetr_trainer.services import train as train_service
 
+    settings, paths, tracker = ctx.settings, ctx.paths, ctx.tracker
     log.info("run folder: %s", paths.root)
     fetched = fetch_stage(settings)
-    record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
+    book.record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
     tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
 
-    current[0] = "train"
-    done = previous.get("stages", {}).get("train", {})
-    best = done.get("best_checkpoint") if done.get("status") == "done" else None
-    if best and Path(best).is_file():
-        log.info("training already finished in %s; reusing %s", paths.root, best)
-        manifest["stages"]["train"] = done
-        manifest["artifacts"].update({k: v for k, v in previous.get("artifacts", {}).items()
-                                      if k in {"best_checkpoint", "checkpoints", "tensorboard", "metrics"}})
-        best_checkpoint = Path(best)
-        class_names, final_metrics = done.get("class_names", []), done.get("final_metrics", {})
-    else:
-        training = settings.training
-        if training.resume is None and (paths.checkpoints / "last.ckpt").is_file():
-            log.info("resuming the interrupted training from %s", paths.checkpoints / "last.ckpt")
-            training = training.model_copy(update={"resume": paths.checkpoints / "last.ckpt"})
-        trained = train_service.train(
-            settings.model, training, fetched.dataset_dir, paths,
-            tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict, validate=False,
-            extra_callbacks=tracker.callbacks, notes=fetched.provenance(),
-        )
-        if not rank_zero:
-            return None
-        best_checkpoint = trained.best_checkpoint
-        class_names, final_metrics = trained.class_names, trained.final_metrics
-        record("train", trained.to_dict(), best_checkpoint=trained.best_checkpoint,
-               checkpoints=trained.checkpoints_dir, tensorboard=trained.tensorboard_dir, metrics=trained.metrics_path)
-        tracker.log_class_mapping(trained.init_from)
-        tracker.log_model(best_checkpoint, name="best", class_names=class_names, metrics=final_metrics)
-    if not rank_zero:
+    book.current = "train"
+    trained = _reused_training(book) or _train_step(ctx, book, fetched, rank_zero)
+    if trained is None or not rank_zero:
         return None
 
-    current[0] = "predict"
-    model = load_model(check_checkpoint(best_checkpoint))
+    book.current = "predict"
+    model = load_model(check_checkpoint(trained.best_checkpoint))
     split, image = sample_image(fetched.dataset_dir)
-    predicted = predict_service.predict(model, fetched.dataset_dir, paths.predictions, settings.validation,
-                                      split=split)
-    record("predict", {"split": split, **predicted.to_dict()}, predictions=predicted.output_dir,
-           prediction_grid=predicted.grid_path, coco_results=predicted.results_path)
+    predicted = _predict_step(ctx, book, model, fetched.dataset_dir, split)
 
-    current[0] = "evaluate"
-    evaluated = _evaluate_step(settings, model, fetched.dataset_dir, paths, split, tracker)
-    record("evaluate", evaluated.to_dict(), evaluation=evaluated.output_dir, evaluation_metrics=evaluated.metrics_path)
+    book.current = "evaluate"
+    evaluated = _evaluate_step(ctx, model, fetched.dataset_dir, split)
+    book.record("evaluate", evaluated.to_dict(), evaluation=evaluated.output_dir,
+                evaluation_metrics=evaluated.metrics_path)
 
-    current[0] = "export"
-    export_config = settings.export
+    book.current = "export"
+    exported = _export_step(ctx, book, model, fetched.dataset_dir, split, image, evaluated)
+    for fmt, path in exported.files.items():
+        tracker.log_model(path, name=fmt, class_names=trained.class_names,
+                          metrics={**trained.final_metrics, **predicted.metrics})
+    book.manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    save_manifest(paths.manifest, book.manifest)
+    book.record("report", {}, report=_report_step(ctx))
+    if settings.data.minio.upload_to:
+        book.current = "upload"
+        book.record("upload", {"uris": _upload_step(ctx, fetched, trained, exported, progress)})
+    return RunArtifacts(paths, book.manifest)
+
+
+def _reused_training(book: _Book) -> Trained | None:
+    """The previous run's training when it finished and its best checkpoint is still there."""
+    done = book.previous.get("stages", {}).get("train", {})
+    best = done.get("best_checkpoint") if done.get("status") == "done" else None
+    if not (best and Path(best).is_file()):
+        return None
+    log.info("training already finished in %s; reusing %s", book.ctx.paths.root, best)
+    book.manifest["stages"]["train"] = done
+    book.manifest["artifacts"].update({k: v for k, v in book.previous.get("artifacts", {}).items()
+                                       if k in _TRAIN_ARTIFACTS})
+    return Trained(Path(best), done.get("class_names", []), done.get("final_metrics", {}))
+
+
+def _train_step(ctx: RunContext, book: _Book, fetched: FetchResult, rank_zero: bool) -> Trained | None:
+    """Train (resuming an interrupted training of this run from its ``last.ckpt``); None off rank 0."""
+    from rfdetr_trainer.services import train as train_service
+
+    settings, paths, tracker = ctx.settings, ctx.paths, ctx.tracker
+    training = settings.training
+    if training.resume is None and (paths.checkpoints / "last.ckpt").is_file():
+        log.info("resuming the interrupted training from %s", paths.checkpoints / "last.ckpt")
+        training = training.model_copy(update={"resume": paths.checkpoints / "last.ckpt"})
+    result = train_service.train(
+        settings.model, training, fetched.dataset_dir, paths,
+        tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict, validate=False,
+        extra_callbacks=tracker.callbacks, notes=fetched.provenance(),
+    )
+    if not rank_zero:
+        return None
+    book.record("train", result.to_dict(), best_checkpoint=result.best_checkpoint,
+                checkpoints=result.checkpoints_dir, tensorboard=result.tensorboard_dir, metrics=result.metrics_path)
+    tracker.log_class_mapping(result.init_from)
+    tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
+                      metrics=result.final_metrics)
+    return Trained(result.best_checkpoint, result.class_names, result.final_metrics)
+
+
+def _predict_step(ctx: RunContext, book: _Book, model: Any, dataset_dir: Path, split: str) -> PredictResult:
+    from rfdetr_trainer.services import predict as predict_service
+
+    predicted = predict_service.predict(model, dataset_dir, ctx.paths.predictions, ctx.settings.validation,
+                                        split=split)
+    book.record("predict", {"split": split, **predicted.to_dict()}, predictions=predicted.output_dir,
+                prediction_grid=predicted.grid_path, coco_results=predicted.results_path)
+    return predicted
+
+
+def _evaluate_step(ctx: RunContext, model: Any, dataset_dir: Path, split: str) -> EvaluateResult:
+    """Evaluate the best checkpoint on the split predict used (test when the dataset has one)."""
+    return final_evaluation(ctx.settings, model, dataset_dir, ctx.paths, split, ctx.tracker)
+
+
+def _export_step(ctx: RunContext, book: _Book, model: Any, dataset_dir: Path, split: str, image: Path | None,
+                 evaluated: EvaluateResult) -> ExportResult:
+    from rfdetr_trainer.services import export as export_service
+
+    export_config = ctx.settings.export
     if export_config.evaluate is None:  # on by default in run
         export_config = export_config.model_copy(update={"evaluate": True})
-    exported = export_service.export(model, export_config, paths.exports, sample_image=image,
-                                     dataset_dir=fetched.dataset_dir, split=split, reference=evaluated,
-                                     evaluation_root=paths.root / "evaluation")
-    record("export", exported.to_dict(), **{f"export_{k}": v for k, v in exported.files.items()})
-    for fmt, path in exported.files.items():
-        tracker.log_model(path, name=fmt, class_names=class_names, metrics={**final_metrics, **predicted.metrics})
-    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    save_manifest(paths.manifest, manifest)
-    record("report", {}, report=_report_step(paths))
-    if settings.data.minio.upload_to:
-        from rfdetr_trainer.integrations.s3 import upload_artifacts
-
-        current[0] = "upload"
-        files = [best_checkpoint, *exported.files.values(), paths.manifest]
-        if fetched.manifest_path:
-            files.append(fetched.manifest_path)
-        uris = upload_artifacts(settings.data.minio, files, settings.data.minio.upload_to, progress=progress)
-        record("upload", {"uris": uris})
-    return RunResult(paths, manifest)
+    exported = export_service.export(model, export_config, ctx.paths.exports, sample_image=image,
+                                     dataset_dir=dataset_dir, split=split, reference=evaluated,
+                                     evaluation_root=ctx.paths.root / "evaluation")
+    book.record("export", exported.to_dict(), **{f"export_{k}": v for k, v in exported.files.items()})
+    return exported
 
 
-def _evaluate_step(settings: Settings, model: Any, dataset_dir: Path, paths: RunPaths, split: str,
-                   tracker: Any) -> Any:
-    """Evaluate the best checkpoint on the split predict used (test when the dataset has one)."""
-    from rfdetr_trainer.pipeline.stages import final_evaluation
-
-    return final_evaluation(settings, model, dataset_dir, paths, split, tracker)
-
-
-def _report_step(paths: RunPaths) -> Path:
+def _report_step(ctx: RunContext) -> Path:
     from rfdetr_trainer.services.report import build_report
 
-    return build_report(paths.root)
+    return build_report(ctx.paths.root)
+
+
+def _upload_step(ctx: RunContext, fetched: FetchResult, trained: Trained, exported: ExportResult,
+                 progress: Any) -> list[str]:
+    """Upload the best checkpoint, the exported files and the manifests to ``--upload-to``; their URIs."""
+    from rfdetr_trainer.integrations.s3 import upload_artifacts
+
+    minio = ctx.settings.data.minio
+    files = [trained.best_checkpoint, *exported.files.values(), ctx.paths.manifest]
+    if fetched.manifest_path:
+        files.append(fetched.manifest_path)
+    return upload_artifacts(minio, files, minio.upload_to, progress=progress)

@@ -6,38 +6,23 @@ sits in) and calls the stage's service; ``runner.run`` chains the same services.
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rfdetr_trainer.distributed import is_rank_zero
-from rfdetr_trainer.fsutil import discard_on_failure
-from rfdetr_trainer.pipeline.context import RunPaths, check_writable, run_paths
-from rfdetr_trainer.settings import ENV_PREFIX, Settings
+from rfdetr_trainer.pipeline.context import Enqueued, RunPaths, check_writable, open_run, sample_image
+from rfdetr_trainer.settings import Settings
 
-RUN_NAME_VARIABLE = f"{ENV_PREFIX}EXPERIMENT__RUN_NAME"
-#: The run name this process made up (no --run-name given), for the resume hint after Ctrl-C.
-GENERATED_RUN_NAME: list[str | None] = [None]
-
-
-def named_run(settings: Settings) -> Settings:
-    """Settings with a run name every process of a multi-process run agrees on.
-
-    Lightning's DDP launcher re-executes the command line for each extra device, and torchrun starts every rank
-    at once: a timestamp taken in each would name different folders. The name goes into the environment, which
-    re-executed children read through the settings layer.
-    """
-    if settings.experiment.run_name:
-        return settings
-    elastic = os.environ.get("TORCHELASTIC_RUN_ID")
-    name = f"run-{elastic}" if elastic and elastic != "none" else time.strftime("run-%Y%m%d-%H%M%S")
-    os.environ[RUN_NAME_VARIABLE] = name
-    GENERATED_RUN_NAME[0] = name
-    return settings.model_copy(update={"experiment": settings.experiment.model_copy(update={"run_name": name})})
+if TYPE_CHECKING:
+    from rfdetr_trainer.pipeline.tracking import Tracker
+    from rfdetr_trainer.services.evaluate import EvaluateResult
+    from rfdetr_trainer.services.export import ExportResult
+    from rfdetr_trainer.services.fetch import FetchResult
+    from rfdetr_trainer.services.predict import PredictResult
+    from rfdetr_trainer.services.train import TrainResult
 
 
-def fetch_stage(settings: Settings) -> Any:
+def fetch_stage(settings: Settings) -> FetchResult:
     """Fetch and lay out the configured sources (rank 0 only; other ranks get the path rank 0 prepared)."""
     from rfdetr_trainer.integrations.progress import stderr_progress
     from rfdetr_trainer.services.fetch import FetchResult, fetch, prepared_dir
@@ -48,18 +33,20 @@ def fetch_stage(settings: Settings) -> Any:
         return fetch(settings.data, progress=progress)
 
 
-def train_stage(settings: Settings) -> Any:
-    """Fetch (local folders are used in place) and train with tracking; the TrainResult, or None off rank 0."""
-    from rfdetr_trainer.pipeline.tracking import tracking
-    from rfdetr_trainer.services.train import preflight, train
+def train_stage(settings: Settings) -> TrainResult | Enqueued | None:
+    """Fetch (local folders are used in place) and train with tracking, then evaluate on the valid split.
 
-    preflight(settings.model, settings.training)  # fail in milliseconds, before any download
-    settings = named_run(settings)
-    paths = run_paths(settings.experiment.output_dir, settings.experiment.run_name)
-    with discard_on_failure(paths.root, keep=("*.ckpt", "*.pth")), tracking(settings, paths.root.name) as tracker:
-        if tracker.enqueued:
-            return tracker
-        settings = tracker.settings
+    Returns:
+        The TrainResult; the queued task when the run was sent to a clearml-agent queue (``--remote``); None on
+        DDP ranks other than 0.
+    """
+    from rfdetr_trainer.services.train import train
+
+    # A failed training leaves no run folder behind, unless it wrote a checkpoint worth resuming from.
+    with open_run(settings, keep=("*.ckpt", "*.pth")) as ctx:
+        if ctx.enqueued:
+            return ctx.enqueued
+        settings, paths, tracker = ctx.settings, ctx.paths, ctx.tracker
         fetched = fetch_stage(settings)
         tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
         result = train(settings.model, settings.training, fetched.dataset_dir, paths,
@@ -97,14 +84,13 @@ def default_output(settings: Settings, checkpoint: Path, leaf: str) -> Path:
 
 
 def predict_stage(settings: Settings, checkpoint: Path | None, source: Path, output: Path | None, *,
-                  model_file: Path | None = None, thresholds: str | None = None) -> Any:
+                  model_file: Path | None = None, thresholds: str | None = None) -> PredictResult:
     """Load a checkpoint (or an exported ``--model`` file) and predict on ``source``.
 
     ``thresholds``: ``auto`` (per-class confidences from the run's ``thresholds.json``, else the exported
     file's metadata) or the path of a ``thresholds.json``; None keeps the single confidence threshold.
     """
     from rfdetr_trainer.integrations.rfdetr.inference import load_backend
-    from rfdetr_trainer.pipeline.runner import sample_image
     from rfdetr_trainer.services.predict import predict
 
     model_path = model_source(checkpoint, model_file)
@@ -146,7 +132,7 @@ def resolve_thresholds(spec: str, anchor: Path, backend: Any) -> dict[str, float
 
 
 def export_stage(settings: Settings, checkpoint: Path, output: Path | None, image: Path | None, *,
-                 dataset_dir: Path | None = None, split: str = "test") -> Any:
+                 dataset_dir: Path | None = None, split: str = "test") -> ExportResult:
     """Load a checkpoint, export it, and check each file against PyTorch on a real image (and, with
     ``export.evaluate``, on a whole split)."""
     from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
@@ -203,8 +189,6 @@ def _image_near(checkpoint: Path, settings: Settings) -> Path | None:
     """A real image for the parity check: from the run's dataset, else the configured local dataset."""
     import json
 
-    from rfdetr_trainer.pipeline.runner import sample_image
-
     candidates = []
     run = run_folder_of(checkpoint)
     if run is not None:
@@ -246,7 +230,7 @@ def model_source(checkpoint: Path | None, model_file: Path | None) -> Path:
 
 def evaluate_stage(settings: Settings, *, checkpoint: Path | None, model_file: Path | None,
                    dataset_dir: Path | None, split: str, output: Path | None, iou: float = 0.5,
-                   confidence: float | None = None, num_errors: int = 16) -> Any:
+                   confidence: float | None = None, num_errors: int = 16) -> EvaluateResult:
     """Evaluate a checkpoint or an exported file on one split of a dataset."""
     from rfdetr_trainer.errors import ConfigError
     from rfdetr_trainer.integrations.rfdetr.inference import load_backend
@@ -270,7 +254,7 @@ def evaluate_stage(settings: Settings, *, checkpoint: Path | None, model_file: P
 
 
 def final_evaluation(settings: Settings, model: Any, dataset_dir: Path, paths: RunPaths, split: str,
-                     tracker: Any = None) -> Any:
+                     tracker: Tracker | None = None) -> EvaluateResult:
     """Evaluate ``model`` (a checkpoint path or a loaded model) on ``split`` into ``<run>/evaluation/<split>``.
 
     The step after a training: reports to the trackers and rebuilds the run's ``report.html``.
