@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +16,19 @@ if TYPE_CHECKING:
     from rfdetr_trainer.settings import Settings
 
 
-def load(params: dict[str, Any]) -> Settings:
-    """Settings for a command: its passed flags over env, ``.env``, ``--config`` and defaults."""
+def load(params: dict[str, Any], extra: Mapping[str, Any] | None = None) -> Settings:
+    """Settings for a command: its passed flags over env, ``.env``, ``--config`` and defaults.
+
+    Args:
+        params: the command's ``locals()``; the shared options among them become overrides.
+        extra: dotted settings keys set by flags only this command has (``export --no-check``), at the same
+            precedence as every flag. Validated settings are never changed afterwards.
+    """
     from rfdetr_trainer.settings import load_settings  # pydantic stays out of --help's start-up
 
     return load_settings(
         config_file=params.get("config"),
-        overrides=overrides(params),
+        overrides={**overrides(params), **(extra or {})},
         env_file=params.get("env_file") or Path(".env"),
         flag_names=flag_names(),
         env_file_required=params.get("env_file") is not None,  # a named --env-file must exist

@@ -32,9 +32,8 @@ def export_command(
     """Export a checkpoint; prints each exported file (one per line, last on stdout)."""
     from rfdetr_trainer.pipeline.stages import export_stage
 
-    settings = load(locals())
-    if not check:
-        settings.export.check = False
+    # --check is the default and leaves export.check to the lower sources; only --no-check overrides it.
+    settings = load(locals(), {} if check else {"export.check": False})
     with stdout_to_stderr():
         result = export_stage(settings, checkpoint, output, image, dataset_dir=dataset, split=split_name)
     if json_out:

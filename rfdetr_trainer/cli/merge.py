@@ -73,9 +73,7 @@ def merge_command(
     from rfdetr_trainer.integrations.progress import stderr_progress
     from rfdetr_trainer.services.merge import merge, publish_version
 
-    settings = load(locals())
-    if box_fix is not None:
-        settings.data.box_fix = box_fix.value  # a flag only this command has; highest precedence like every flag
+    settings = load(locals(), {"data.box_fix": box_fix.value} if box_fix is not None else None)
     with stdout_to_stderr(), stderr_progress() as progress:
         result = merge(
             source_refs(sources), settings.data.output_dir, settings.data, copy_images=not no_images,
