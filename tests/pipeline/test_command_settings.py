@@ -63,3 +63,40 @@ def test_merge_box_fix(tmp_path, monkeypatch, config, env, flags, expected):
     assert result.exit_code == 0, result.output
     _, (output_dir, data) = seen[0]
     assert data.box_fix == expected and output_dir == tmp_path / "out"
+
+
+def _commands():
+    from rfdetr_trainer.cli import annotate, evaluate, export, fetch, inspect, merge, predict, run, train
+
+    return [fetch.fetch_command, merge.merge_command, inspect.inspect_command, train.train_command,
+            predict.predict_command, export.export_command, run.run_command, evaluate.evaluate_command,
+            annotate.annotate_command]
+
+
+@pytest.mark.parametrize("command", _commands(), ids=lambda c: c.__name__)
+def test_commands_name_each_settings_flag_as_registered(command):
+    """overrides() finds a flag by its parameter name: a command naming a registered option differently would
+    silently ignore it."""
+    import typing
+
+    from rfdetr_trainer.cli import options
+
+    hints = typing.get_type_hints(command, include_extras=True)
+    for param, hint in hints.items():
+        for name, alias in options.ALIASES.items():
+            if hint == alias:
+                assert param == name, f"{command.__name__}({param}: {name}'s alias) is never an override"
+
+
+def test_keys_and_variadic_flags_come_from_the_aliases():
+    from typing import Optional
+
+    from rfdetr_trainer.cli import options
+
+    assert options.KEYS["epochs"] == ("training.epochs", "--epochs")
+    assert options.KEYS["export_evaluate"] == ("export.evaluate", "--evaluate")
+    assert options.KEYS["inference_batch_size"] == ("validation.batch_size", "--batch-size")
+    assert {"--tags", "--dataset-dir", "-d", "--export-format", "--format"} <= options.VARIADIC
+    assert "--split" not in options.VARIADIC and "--epochs" not in options.VARIADIC  # three values; one value
+    with pytest.raises(ValueError, match="registered twice"):
+        options.option("training.lr", Optional[float], "--epochs", panel=options.TRAIN, help="again")
