@@ -86,8 +86,7 @@ MinioBucket = option("data.minio.bucket", Optional[str], "--minio-bucket", panel
                      help="S3/MinIO bucket holding datasets.")
 MinioPrefix = option("data.minio.prefixes", Optional[list[str]], "--minio-prefix", panel=DATA,
                      help="key prefixes to fetch; several allowed.")
-# Not an option(): no settings key receives --refresh yet (fetch reads data.cvat.refresh and data.minio.refresh),
-# so the flag is accepted and has no effect.
+# Not an option(): --refresh sets two keys, data.cvat.refresh and data.minio.refresh (see overrides()).
 Refresh = Annotated[Optional[bool], typer.Option(
     "--refresh/--no-refresh", help="fetch again even if the cached copy is current.", rich_help_panel=DATA,
     show_default=False)]
@@ -247,6 +246,9 @@ def overrides(params: dict[str, Any]) -> dict[str, Any]:
         if name == "split":
             continue
         out[KEYS[name][0]] = list(value) if isinstance(value, tuple) else value
+    refresh = params.get("refresh")
+    if refresh is not None:  # one flag for both cached sources
+        out["data.cvat.refresh"] = out["data.minio.refresh"] = refresh
     split = params.get("split")
     if split:
         out["data.split.mode"] = "ratio"
@@ -258,5 +260,6 @@ def flag_names() -> dict[str, str]:
     """Settings key -> flag, so a bad flag value is reported under the flag's name."""
     names = {key: flag for key, flag in KEYS.values()}
     names["data.split.ratios"] = "--split"
+    names["data.cvat.refresh"] = names["data.minio.refresh"] = "--refresh"
     names["data.split.mode"] = "--split"  # --split sets both; there is no --mode flag to name
     return names

@@ -100,3 +100,24 @@ def test_keys_and_variadic_flags_come_from_the_aliases():
     assert "--split" not in options.VARIADIC and "--epochs" not in options.VARIADIC  # three values; one value
     with pytest.raises(ValueError, match="registered twice"):
         options.option("training.lr", Optional[float], "--epochs", panel=options.TRAIN, help="again")
+
+
+@pytest.mark.parametrize("command", ["fetch", "run"])
+@pytest.mark.parametrize("flags,config,expected", [
+    ([], None, (False, False)),
+    (["--refresh"], None, (True, True)),
+    ([], "data:\n  cvat:\n    refresh: true\n", (True, False)),
+    (["--no-refresh"], "data:\n  cvat:\n    refresh: true\n  minio:\n    refresh: true\n", (False, False)),
+])
+def test_refresh_reaches_both_cached_sources(tmp_path, monkeypatch, command, flags, config, expected):
+    """--refresh is one flag for two keys (CVAT exports and S3 objects); it once had no key and did nothing."""
+    target = "stages.fetch_stage" if command == "fetch" else "runner.run"
+    seen = _captured(monkeypatch, f"rfdetr_trainer.pipeline.{target}")
+    args = [command, "--dataset-dir", str(tmp_path), *flags, "--env-file", "/dev/null"]
+    if config:
+        (tmp_path / "c.yaml").write_text(config)
+        args += ["--config", str(tmp_path / "c.yaml")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    settings = seen[0][0]
+    assert (settings.data.cvat.refresh, settings.data.minio.refresh) == expected
