@@ -4,7 +4,7 @@
 
 Both run as fresh processes (imports included) on the same synthetic dataset, CPU, Nano from scratch at
 resolution 224, alternating A/B so drift on a shared machine hits both. Prints each wall time and the ratio of
-medians. Goal: <= 1.05.
+medians. Goal: <= 1.02 (issue 10: training through the public seam costs no more than rfdetr alone).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def main() -> None:
     cpu_ratio = statistics.median(a_cpu) / statistics.median(b_cpu)
     print(f"\n{args.images} images, {args.epochs} epochs, Nano @224 on CPU, {args.pairs} pairs")
     print(f"rfdetr-trainer train median {statistics.median(a):.2f} s | RFDETRNano.train median "
-          f"{statistics.median(b):.2f} s | ratio {ratio:.3f} (goal <= 1.05: {'met' if ratio <= 1.05 else 'NOT met'})")
+          f"{statistics.median(b):.2f} s | ratio {ratio:.3f} (goal <= 1.02: {'met' if ratio <= 1.02 else 'NOT met'})")
     print(f"CPU seconds: {statistics.median(a_cpu):.2f} | {statistics.median(b_cpu):.2f} | ratio {cpu_ratio:.3f}")
 
 

@@ -25,25 +25,17 @@ from coco_fixtures import Img, ann, write_dataset  # noqa: E402
 
 from rfdetr_trainer.cli.app import app  # noqa: E402
 from rfdetr_trainer.errors import EXIT_CODES  # noqa: E402
-from rfdetr_trainer.synthetic import make_dataset  # noqa: E402
 
 DAY = 24 * 3600
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One real checkpoint for the session: Nano from scratch, 224 px, 1 epoch on 8 images (CPU)."""
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, trained_run) -> Iterator[Path]:
+    """A copy of the session's one real checkpoint (``trained_run``: Nano from scratch, 1 epoch on CPU): a second
+    training for this table cost a minute and tested nothing more."""
     root = tmp_path_factory.mktemp("ckpt")
-    data = make_dataset(root / "data", num_images=8, image_size=128, seed=3)
-    result = CliRunner().invoke(app, [
-        "train", "--dataset-dir", str(data), "--output-dir", str(root / "runs"), "--run-name", "ck",
-        "--pretrain-weights", "none", "--epochs", "1", "--batch-size", "4", "--grad-accum-steps", "1",
-        "--resolution", "224", "--device", "cpu", "--num-workers", "0", "--no-tensorboard"])
-    assert result.exit_code == 0, result.output
-    best = Path(result.stdout.strip().splitlines()[-1])
     keep = root / "checkpoint_best_total.pth"
-    shutil.move(best, keep)
-    shutil.rmtree(root / "runs")  # last.ckpt and the other copies: ~600 MB this suite does not need
+    shutil.copy(trained_run.checkpoints / "checkpoint_best_total.pth", keep)
     yield keep
     shutil.rmtree(root, ignore_errors=True)
 

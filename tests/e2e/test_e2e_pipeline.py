@@ -124,8 +124,8 @@ def test_export_fails_loudly_when_parity_breaks(run_result, tmp_path):
     config.write_text("export:\n  parity_atol: 1.0e-30\n")
     result = CliRunner().invoke(app, ["export", "--checkpoint", ckpt, "--output", str(tmp_path / "x"),
                                       "--config", str(config), "--export-format", "onnx"])
-    if result.exit_code == 0:  # a bit-exact graph is possible in principle; then parity holds by definition
-        pytest.skip("ONNX matched PyTorch bit for bit")
+    # ONNX Runtime and PyTorch differ by 1e-8..1e-5 on this graph (never bit for bit over 300 queries), so a
+    # broken check, one that passes everything, fails this test instead of skipping it.
     assert result.exit_code == ExportError.exit_code, result.output
     assert "disagrees with PyTorch" in result.stderr
 
@@ -180,7 +180,8 @@ def test_ctrl_c_then_rerun_resumes(tiny_dataset, tmp_path):
 
     exe = Path(sys.executable).with_name("rfdetr-trainer")
     args = list(TINY)
-    args[args.index("--epochs") + 1] = "2"
+    # Three epochs, interrupted after the first: two epochs of margin (tens of seconds) for the signal to land.
+    args[args.index("--epochs") + 1] = "3"
     command = [str(exe), "run", "--dataset-dir", str(tiny_dataset), "--output-dir", str(tmp_path),
                "--run-name", "int", *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RFDETR_TRAINER_", "CVAT_", "MINIO_"))}
@@ -197,14 +198,12 @@ def test_ctrl_c_then_rerun_resumes(tiny_dataset, tmp_path):
         size = current
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
-    if proc.returncode == 0:
-        pytest.skip("training finished before the interrupt landed")
-    assert proc.returncode == 130, err[-3000:]
+    assert proc.returncode == 130, err[-3000:]  # finishing first is a failure: the test must see an interrupt
     assert "error: interrupted (hint: rerun the same command to resume" in err
     done_before = len(metrics.read_text().splitlines())
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming the interrupted training" in again.stderr
     epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
-    assert epochs == [0, 1] and done_before == 1
+    assert epochs == [0, 1, 2] and done_before == 1
     shutil.rmtree(tmp_path / "int" / "checkpoints", ignore_errors=True)
