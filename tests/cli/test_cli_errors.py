@@ -18,75 +18,69 @@ def _invoke(args: list[str]):
     return runner.invoke(app, args)
 
 
-def _cases(tmp: Path, data: Path) -> list[tuple[str, list[str], int, str]]:
+def _files(tmp: Path, data: Path) -> dict[str, str]:
+    """The files the cases name; returns the placeholders their arguments use."""
+    import shutil
+
     (tmp / "bad.json").write_text('{"training": {"epochs": 2,,}}')
     (tmp / "unknown.yaml").write_text("training:\n  epochz: 2\n")
     (tmp / "typed.yaml").write_text("training:\n  batch_size: big\n")
     (tmp / "notackpt.pth").write_text("hello, I am text")
     (tmp / "a-file").write_text("")
-    import shutil
-
     broken = tmp / "broken"
     shutil.copytree(data, broken)
     missing = sorted((broken / "train").glob("*.jpg"))[0]
     missing.unlink()
-    fast = ["--dataset-dir", str(data), "--pretrain-weights", "none", "--output-dir", str(tmp / "runs")]
-    return [
-        ("missing dataset dir", ["train", "--dataset-dir", str(tmp / "nope"), "--pretrain-weights", "none",
-                                 "--output-dir", str(tmp / "runs")], DatasetError.exit_code, str(tmp / "nope")),
-        ("malformed JSON config", ["train", "--config", str(tmp / "bad.json")], ConfigError.exit_code,
-         "bad.json: malformed JSON at line 1"),
-        ("unknown config key", ["train", "--config", str(tmp / "unknown.yaml")], ConfigError.exit_code,
-         "unknown key 'training.epochz'"),
-        ("mistyped config key", ["train", "--config", str(tmp / "typed.yaml")], ConfigError.exit_code,
-         "typed.yaml: training.batch_size"),
-        ("resolution not divisible", ["train", *fast, "--resolution", "230"], ConfigError.exit_code,
-         "training.resolution: 230 is not divisible by 32"),
-        ("seg resolution not divisible", ["train", *fast, "--model-type", "seg-small", "--resolution", "224"],
-         ConfigError.exit_code, "not divisible by 24"),
-        ("unknown model type", ["train", *fast, "--model-type", "huge"], ConfigError.exit_code,
-         "--model-type: model.model_type"),
-        ("missing checkpoint", ["export", "--checkpoint", str(tmp / "none.pth")], CheckpointError.exit_code,
-         "none.pth: checkpoint does not exist"),
-        ("not a checkpoint", ["predict", "--checkpoint", str(tmp / "notackpt.pth"), "--input", str(data)],
-         CheckpointError.exit_code, "notackpt.pth: not a PyTorch checkpoint"),
-        ("missing pretrain weights", ["train", *fast[:2], "--pretrain-weights", str(tmp / "w.pth")],
-         CheckpointError.exit_code, "w.pth does not exist"),
-        ("resume without last.ckpt", ["train", *fast, "--resume", str(tmp)], CheckpointError.exit_code,
-         "no last.ckpt to resume from"),
-        ("unwritable output dir", ["train", "--dataset-dir", str(data), "--pretrain-weights", "none",
-                                   "--output-dir", str(tmp / "a-file" / "x")],
-         OutputError.exit_code, "output folder is not writable"),
-        ("no source at all", ["fetch"], ConfigError.exit_code, "no data source configured"),
-        ("bad flag value", ["train", *fast, "--epochs", "0"], ConfigError.exit_code, "--epochs: training.epochs"),
-        ("image listed but missing", ["train", "--dataset-dir", str(broken), "--pretrain-weights", "none",
-                                      "--output-dir", str(tmp / "runs")], DatasetError.exit_code, missing.name),
-        ("missing config file", ["run", "--config", str(tmp / "missing.yaml")], ConfigError.exit_code,
-         "config file not found"),
-    ]
+    return {"tmp": str(tmp), "data": str(data), "broken": str(broken), "missing": missing.name}
 
 
+FAST = ["--dataset-dir", "{data}", "--pretrain-weights", "none", "--output-dir", "{tmp}/runs"]
+
+#: One row per documented failure: arguments ({tmp}, {data}, {broken} filled in), exit code, text of the line.
+CASES = [
+    pytest.param(["train", "--dataset-dir", "{tmp}/nope", "--pretrain-weights", "none", "--output-dir",
+                  "{tmp}/runs"], DatasetError.exit_code, "{tmp}/nope", id="missing dataset dir"),
+    pytest.param(["train", "--config", "{tmp}/bad.json"], ConfigError.exit_code,
+                 "bad.json: malformed JSON at line 1", id="malformed JSON config"),
+    pytest.param(["train", "--config", "{tmp}/unknown.yaml"], ConfigError.exit_code,
+                 "unknown key 'training.epochz'", id="unknown config key"),
+    pytest.param(["train", "--config", "{tmp}/typed.yaml"], ConfigError.exit_code,
+                 "typed.yaml: training.batch_size", id="mistyped config key"),
+    pytest.param(["train", *FAST, "--resolution", "230"], ConfigError.exit_code,
+                 "training.resolution: 230 is not divisible by 32", id="resolution not divisible"),
+    pytest.param(["train", *FAST, "--model-type", "seg-small", "--resolution", "224"], ConfigError.exit_code,
+                 "not divisible by 24", id="seg resolution not divisible"),
+    pytest.param(["train", *FAST, "--model-type", "huge"], ConfigError.exit_code, "--model-type: model.model_type",
+                 id="unknown model type"),
+    pytest.param(["export", "--checkpoint", "{tmp}/none.pth"], CheckpointError.exit_code,
+                 "none.pth: checkpoint does not exist", id="missing checkpoint"),
+    pytest.param(["predict", "--checkpoint", "{tmp}/notackpt.pth", "--input", "{data}"], CheckpointError.exit_code,
+                 "notackpt.pth: not a PyTorch checkpoint", id="not a checkpoint"),
+    pytest.param(["train", *FAST[:2], "--pretrain-weights", "{tmp}/w.pth"], CheckpointError.exit_code,
+                 "w.pth does not exist", id="missing pretrain weights"),
+    pytest.param(["train", *FAST, "--resume", "{tmp}"], CheckpointError.exit_code, "no last.ckpt to resume from",
+                 id="resume without last.ckpt"),
+    pytest.param(["train", "--dataset-dir", "{data}", "--pretrain-weights", "none", "--output-dir",
+                  "{tmp}/a-file/x"], OutputError.exit_code, "output folder is not writable",
+                 id="unwritable output dir"),
+    pytest.param(["fetch"], ConfigError.exit_code, "no data source configured", id="no source at all"),
+    pytest.param(["train", *FAST, "--epochs", "0"], ConfigError.exit_code, "--epochs: training.epochs",
+                 id="bad flag value"),
+    pytest.param(["train", "--dataset-dir", "{broken}", "--pretrain-weights", "none", "--output-dir",
+                  "{tmp}/runs"], DatasetError.exit_code, "{missing}", id="image listed but missing"),
+    pytest.param(["run", "--config", "{tmp}/missing.yaml"], ConfigError.exit_code, "config file not found",
+                 id="missing config file"),
+]
 
 
-@pytest.fixture
-def cases(tmp_path, tiny_dataset):
-    return {c[0]: c for c in _cases(tmp_path, tiny_dataset)}
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["missing dataset dir", "malformed JSON config", "unknown config key", "mistyped config key",
-     "resolution not divisible", "seg resolution not divisible", "unknown model type", "missing checkpoint",
-     "not a checkpoint", "missing pretrain weights", "resume without last.ckpt", "unwritable output dir",
-     "no source at all", "bad flag value", "missing config file", "image listed but missing"],
-)
-def test_error_is_one_line_with_exit_code(cases, name):
-    _, args, code, message = cases[name]
-    result = _invoke(args)
+@pytest.mark.parametrize("args,code,message", CASES)
+def test_error_is_one_line_with_exit_code(tmp_path, tiny_dataset, args, code, message):
+    names = _files(tmp_path, tiny_dataset)
+    result = _invoke([a.format(**names) for a in args])
     assert result.exit_code == code, (result.exit_code, result.output)
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.stderr
-    assert message in lines[0]
+    assert message.format(**names) in lines[0]
     assert "Traceback" not in result.output
     assert result.stdout == ""
     assert code in EXIT_CODES
