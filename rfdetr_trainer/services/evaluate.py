@@ -149,7 +149,7 @@ def evaluate(backend: Any, dataset_dir: Path, output_dir: Path, *, split: str | 
                                                              "backend": backend.kind, "ground_truth": str(ann)},
                                  plots=plots)
         files["coco_results"] = staging / "coco_results.json"
-        provenance = cvat_frames(dataset_manifest) if dataset_manifest else {}
+        provenance = cvat_frames(dataset_manifest, ann.parent.name) if dataset_manifest else {}
         files.update(write_errors(evaluation, gt, detections, ann.parent, staging / "errors", num_errors,
                                   provenance))
     files = {k: output_dir / v.relative_to(staging) for k, v in files.items()}
@@ -187,21 +187,33 @@ def write_evaluation(evaluation: Evaluation, folder: Path, *, extra: dict[str, A
     return files
 
 
-def cvat_frames(manifest_path: Path) -> dict[str, dict[str, Any]]:
-    """file name -> {"task_id", "frame", "source"} for images that came from a CVAT task (best effort).
+def cvat_frames(manifest_path: Path, split: str) -> dict[str, dict[str, Any]]:
+    """file name in ``split`` -> {"task_id", "frame", "source"} for images that came from a CVAT task (best effort).
 
     A CVAT task export numbers its images 1..N in frame order (docs/cvat-protocol.md), so the frame is the image
-    id in the task's own annotation file minus one; the merged dataset keeps the file name.
+    id in the task's own annotation file minus one. The merge records, for every image it writes, its source and
+    original image id (``image_origins`` in the manifest), which stays right when it renamed colliding file names
+    (``frame_000000.jpg`` of two video tasks). Then every image of the split has an entry (empty when it did not
+    come from a CVAT task). A manifest from before that record is matched by base file name in each CVAT source's
+    annotation files, the first one winning, which is wrong for renamed files.
     """
+    manifest_path = Path(manifest_path)
     try:
-        manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    out: dict[str, dict[str, Any]] = {}
-    for source in manifest.get("sources", []):
+    sources = manifest.get("sources") or []
+    tasks: dict[int, dict[str, Any]] = {}
+    for n, source in enumerate(sources):
         origin = source.get("origin") or {}
-        if origin.get("type") != "cvat" or "task_id" not in origin:
-            continue
+        if origin.get("type") == "cvat" and "task_id" in origin:
+            tasks[n] = {"task_id": origin["task_id"], "source": source.get("name")}
+    recorded = manifest.get("image_origins")
+    if isinstance(recorded, dict):
+        return _recorded_frames(manifest_path.parent / str(recorded.get("path", "")), split, tasks)
+    out: dict[str, dict[str, Any]] = {}
+    for n, task in tasks.items():
+        source = sources[n]
         for ann in source.get("annotation_files", []):
             try:
                 data = json.loads((Path(source["path"]) / ann["path"]).read_text(encoding="utf-8"))
@@ -209,8 +221,33 @@ def cvat_frames(manifest_path: Path) -> dict[str, dict[str, Any]]:
                 continue
             for image in data.get("images", []):
                 name = Path(str(image.get("file_name", "")).replace("\\", "/")).name
-                out.setdefault(name, {"task_id": origin["task_id"], "frame": int(image["id"]) - 1,
-                                      "source": source.get("name")})
+                out.setdefault(name, {"task_id": task["task_id"], "frame": int(image["id"]) - 1,
+                                      "source": task["source"]})
+    return out
+
+
+def _recorded_frames(path: Path, split: str, tasks: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """:func:`cvat_frames` from the merge's ``image_origins`` file (rows: split/file, source, file_name, id)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        columns = doc["columns"]
+        at = [columns.index(c) for c in ("file", "source", "image_id")]
+        rows = doc["rows"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        log.warning("%s: unreadable; error images are not traced to their CVAT frames", path)
+        return {}
+    prefix = f"{split}/"
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        try:
+            file, source, image_id = (row[i] for i in at)
+            if not file.startswith(prefix):
+                continue
+            task = tasks.get(source)
+            out[file[len(prefix):]] = {"task_id": task["task_id"], "frame": int(image_id) - 1,
+                                       "source": task["source"]} if task else {}
+        except (IndexError, TypeError, ValueError, AttributeError):
+            continue
     return out
 
 
@@ -240,7 +277,8 @@ def write_errors(evaluation: Evaluation, gt: dict[str, Any], detections: np.ndar
         entry = {"rank": rank, "file_name": item.file_name, "image_id": item.image_id,
                  "false_positives": item.false_positives, "false_negatives": item.false_negatives,
                  "num_gt": item.num_gt, "num_detections": item.num_detections, "drawn": drawn.name}
-        entry.update(provenance.get(Path(item.file_name.replace("\\", "/")).name, {}))
+        name = item.file_name.replace("\\", "/")
+        entry.update(provenance[name] if name in provenance else provenance.get(Path(name).name, {}))
         listed.append(entry)
     path = out / "errors.json"
     write_text_atomic(path, json.dumps({"confidence": conf, "iou": evaluation.confusion.iou, "images": listed},

@@ -127,6 +127,34 @@ def test_ids_renumbered_and_file_name_collisions_resolved(tmp_path):
     assert len(renamed) == 1 and json.loads(result.manifest_path.read_text())["renamed_files"] >= 3
 
 
+def test_every_stored_image_records_its_source_file_name_and_id(tmp_path):
+    # CVAT video tasks all name their frames frame_000000.jpg...: the renamed copy must still lead back to its
+    # source and original image id (evaluate's error gallery names the task and frame from it).
+    def task(color: int) -> dict:
+        frames = [Img(f"frame_{n:06d}.png", [ann("car")], color=(color, n, 0)) for n in range(4)]
+        return {"train": frames[:2], "valid": frames[2:3], "test": frames[3:]}
+
+    a = _src(tmp_path, "a", task(1))
+    b_subsets = task(2)
+    b_subsets["train"].append(Img("copy.png", [ann("car")], color=(1, 0, 0)))  # same bytes as a's frame 0
+    b = _src(tmp_path, "b", b_subsets)
+    result = merge_datasets([a, b], tmp_path / "out", MergeOptions())
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["image_origins"] == {"path": "image_origins.json",
+                                         "columns": ["file", "source", "file_name", "image_id"], "images": 8}
+    origins = json.loads((tmp_path / "out" / "image_origins.json").read_text())
+    assert origins["sources"] == ["a", "b"]  # the manifest's sources, in order
+    assert origins["rows"] == [
+        ["train/frame_000000.png", 0, "frame_000000.png", 1], ["train/frame_000001.png", 0, "frame_000001.png", 2],
+        ["train/frame_000000_1.png", 1, "frame_000000.png", 1], ["train/frame_000001_1.png", 1, "frame_000001.png", 2],
+        ["valid/frame_000002.png", 0, "frame_000002.png", 1], ["valid/frame_000002_1.png", 1, "frame_000002.png", 1],
+        ["test/frame_000003.png", 0, "frame_000003.png", 1], ["test/frame_000003_1.png", 1, "frame_000003.png", 1],
+    ]  # copy.png is stored once, as a's frame 0
+    for split in ("train", "valid", "test"):  # rows follow each split's output ids
+        names = [f"{split}/{i['file_name']}" for i in load_split(tmp_path / "out", split)["images"]]
+        assert names == [r[0] for r in origins["rows"] if r[0].startswith(f"{split}/")]
+
+
 def test_byte_identical_images_stored_once_and_annotations_unioned(tmp_path):
     shared = dict(color=(7, 7, 7))
     a = _src(tmp_path, "a", {"train": three_images("a") + [Img("same.png", [ann("car", [1, 1, 4, 4])], **shared)]})

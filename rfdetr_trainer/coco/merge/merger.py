@@ -86,7 +86,7 @@ def _merge(m: _Merger, sources: Sequence[SourceRef], output_dir: Path, options: 
         counts = m._counts(per_split, m.write(tmp, per_split))
         if options.strict:
             _raise_if_strict(m.findings)
-        write_manifest(tmp / MANIFEST_NAME, m.manifest(counts))
+        write_manifest(tmp / MANIFEST_NAME, m.manifest(counts, m.write_origins(tmp, per_split)))
     return MergeResult(
         output_dir=output_dir,
         manifest_path=output_dir / MANIFEST_NAME,

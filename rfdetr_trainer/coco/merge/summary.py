@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+from rfdetr_trainer.coco import fastjson
+from rfdetr_trainer.coco.io import dumps
 from rfdetr_trainer.coco.manifest import MANIFEST_VERSION, findings_section
 from rfdetr_trainer.coco.merge.state import MergeState
 from rfdetr_trainer.coco.schema import SPLITS, Finding
@@ -15,6 +18,13 @@ DUPLICATE_RULE = (
     "annotations of every other copy move onto that image, except an annotation whose class and box equal "
     "one that another copy already put there, which is dropped and counted"
 )
+
+#: Where each stored image came from, beside the manifest (which names it): a file of its own, because the
+#: manifest travels whole into every checkpoint's notes and into tracking, and this grows with the images.
+ORIGINS_NAME = "image_origins.json"
+#: One row per stored image: ``split/file_name`` as written, the index of its source in the manifest's
+#: ``sources``, and its ``file_name`` and image ``id`` in that source's annotation file.
+ORIGIN_COLUMNS = ["file", "source", "file_name", "image_id"]
 
 
 class SummaryPass(MergeState):
@@ -49,7 +59,23 @@ class SummaryPass(MergeState):
             "splits": splits,
         }
 
-    def manifest(self, counts: dict[str, Any]) -> dict[str, Any]:
+    def write_origins(self, root: Path, per_split: list[list[int]]) -> dict[str, Any]:
+        """Write :data:`ORIGINS_NAME` in ``root``: for every stored image (by split, in output id order), where it
+        came from; a byte-identical copy in another source is not listed (its annotations moved onto this one).
+        Return the manifest's reference to it."""
+        images = self.images
+        rows: list[tuple[str, int, Any, Any]] = []
+        for sp, name in enumerate(SPLITS):
+            prefix = name + "/"
+            rows += [(prefix + im.out_name, im.src, im.rec["file_name"], im.rec["id"])
+                     for im in map(images.__getitem__, per_split[sp])]
+        doc = {"columns": ORIGIN_COLUMNS, "sources": [ref.name for ref in self.sources], "rows": rows}
+        # One compact line, encoded by msgspec when installed (the same bytes as the stdlib's, ~10x faster).
+        data = fastjson.msgspec.json.encode(doc) if fastjson.enabled else dumps(doc).encode()
+        (root / ORIGINS_NAME).write_bytes(data + b"\n")
+        return {"path": ORIGINS_NAME, "columns": ORIGIN_COLUMNS, "images": len(rows)}
+
+    def manifest(self, counts: dict[str, Any], origins: dict[str, Any] | None = None) -> dict[str, Any]:
         sources = []
         for src, ref in enumerate(self.sources):
             files = [f for f in self.files if f.src == src]
@@ -86,6 +112,7 @@ class SummaryPass(MergeState):
             "duplicates": {"rule": DUPLICATE_RULE, "images": self.duplicate_images,
                            "annotations_dropped": self.dropped["duplicate_annotation"]},
             "renamed_files": self.renamed,
+            **({"image_origins": origins} if origins is not None else {}),
             "dropped": dict(sorted(self._all_dropped().items())),
             "totals": self.totals(),
             "skipped_images": self.unusable,
