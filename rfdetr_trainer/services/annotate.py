@@ -187,7 +187,11 @@ def load_predictor(model_path: Path, *, floor: float, iou_threshold: float, batc
 
 
 def predictor_for(backend: Any, *, floor: float, iou_threshold: float, batch_size: int = 4) -> Predictor:
-    """A :data:`Predictor` over a loaded inference backend (see :func:`load_predictor`)."""
+    """A :data:`Predictor` over a loaded inference backend (see :func:`load_predictor`).
+
+    A segmentation model's detections carry their mask's largest outer outline as ``polygon`` (uploaded as a CVAT
+    polygon); a detection whose mask holds no outline of 3 points keeps only its box (a rectangle).
+    """
     from rfdetr_trainer.integrations.rfdetr.inference import predict_images
 
     names = [str(n) for n in backend.class_names]
@@ -195,9 +199,13 @@ def predictor_for(backend: Any, *, floor: float, iou_threshold: float, batch_siz
     def run(images: list[Path]) -> Iterator[list[Detection]]:
         for pred in predict_images(backend, images, threshold=floor, batch_size=batch_size):
             pred = pred.nms(iou_threshold)
-            yield [Detection(names[c] if 0 <= c < len(names) else f"class_{c}", float(s),
-                             (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
-                   for b, s, c in zip(pred.boxes_xyxy, pred.scores, pred.labels)]
+            dets = []
+            for i, (b, s, c) in enumerate(zip(pred.boxes_xyxy, pred.scores, pred.labels)):
+                outline = pred.polygon(i) if pred.masks is not None else None
+                dets.append(Detection(names[c] if 0 <= c < len(names) else f"class_{c}", float(s),
+                                      (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                                      tuple(outline) if outline else None))
+            yield dets
 
     return run
 
@@ -341,7 +349,8 @@ def annotate_task(api: Any, task_id: int, predictor: Predictor, options: Annotat
                     "id": len(coco["annotations"]) + 1, "image_id": frame.frame + 1,
                     "category_id": cat_of[next(lab.name for lab in labels if lab.id == shape["label_id"])],
                     "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)], "area": round((x1 - x0) * (y1 - y0), 2),
-                    "iscrowd": 0, "score": shape["score"]})
+                    "iscrowd": 0, "score": shape["score"],
+                    **({"segmentation": [shape["points"]]} if shape["type"] == "polygon" else {})})
             replaced = ours.get(frame.frame, []) if options.replace else []
             old_shapes += replaced
             new_shapes += kept

@@ -6,6 +6,11 @@ outputs (normalised cxcywh boxes and class logits per query) go through one deco
 the *trained* classes only (the head has more logits than classes), top-k over query x class as rfdetr's
 ``PostProcess``, boxes scaled to the original image. Images are decoded on worker threads while the model runs.
 
+Segmentation models (rfdetr's ``RFDETRSeg*``: a ``segmentation_head``) also output one mask-logit plane per query
+(B x Q x Hm x Wm, a quarter of the input resolution); the selected queries' planes travel in
+``ImagePrediction.masks`` at that low resolution, and ``ImagePrediction.mask(i)`` resizes one to the image as
+rfdetr's ``PostProcess`` does (bilinear, ``align_corners=False``, logit > 0), so no caller holds N full-size masks.
+
 ``detect`` is the public entry point for library callers (the CVAT pre-annotation loop): a list of images in, one
 ``ImagePrediction`` per image out.
 """
@@ -44,6 +49,12 @@ class ImagePrediction:
     scores: np.ndarray  # N float32
     labels: np.ndarray  # N int64, index into the backend's class_names (trained classes only)
     image: Any = field(default=None, repr=False)  # the decoded PIL image, when kept
+    #: Segmentation models only: N x Hm x Wm float32 mask logits at the model's mask resolution (see ``mask``).
+    masks: np.ndarray | None = field(default=None, repr=False)
+
+    def _select(self, keep: np.ndarray) -> ImagePrediction:
+        return ImagePrediction(self.path, self.width, self.height, self.boxes_xyxy[keep], self.scores[keep],
+                               self.labels[keep], self.image, None if self.masks is None else self.masks[keep])
 
     def above(self, threshold: float | dict[int, float]) -> ImagePrediction:
         """The detections scoring more than ``threshold`` (one value, or per class label)."""
@@ -52,16 +63,34 @@ class ImagePrediction:
             keep = self.scores > limits
         else:
             keep = self.scores > threshold
-        return ImagePrediction(self.path, self.width, self.height, self.boxes_xyxy[keep], self.scores[keep],
-                               self.labels[keep], self.image)
+        return self._select(keep)
 
     def nms(self, iou_threshold: float) -> ImagePrediction:
         """Class-agnostic non-maximum suppression at ``iou_threshold`` (1.0 or more keeps everything)."""
         if iou_threshold >= 1.0 or len(self.scores) < 2:
             return self
-        keep = nms(self.boxes_xyxy, self.scores, iou_threshold)
-        return ImagePrediction(self.path, self.width, self.height, self.boxes_xyxy[keep], self.scores[keep],
-                               self.labels[keep], self.image)
+        return self._select(nms(self.boxes_xyxy, self.scores, iou_threshold))
+
+    def mask(self, i: int) -> np.ndarray | None:
+        """Detection ``i``'s mask at the image size (H x W bool), or None for a detection model.
+
+        Resized as rfdetr's ``PostProcess`` does: the logits bilinearly (``align_corners=False``), then > 0. The
+        model saw the image squashed to a square, so stretching the mask back to H x W undoes exactly that.
+        """
+        if self.masks is None:
+            return None
+        import torch
+        import torch.nn.functional as F
+
+        logits = torch.from_numpy(np.ascontiguousarray(self.masks[i], dtype=np.float32))[None, None]
+        resized = F.interpolate(logits, size=(self.height, self.width), mode="bilinear", align_corners=False)
+        return (resized[0, 0] > 0.0).numpy()
+
+    def polygon(self, i: int) -> list[float] | None:
+        """Detection ``i``'s mask as its largest outer contour, flat x, y, … in pixels; None when it has no
+        mask or the mask holds no contour of at least 3 points."""
+        mask = self.mask(i)
+        return None if mask is None else mask_polygon(mask)
 
 
 # ------------------------------------------------------------------------------------------------ images
@@ -98,6 +127,26 @@ def preprocess(image: Any, resolution: int, means: list[float], stds: list[float
     return F.normalize(resized, means, stds)
 
 
+def mask_polygon(mask: np.ndarray, *, tolerance: float = 0.5) -> list[float] | None:
+    """The largest outer contour of a binary H x W mask as a flat x, y, … list in pixels (None when no contour
+    has 3 points). Holes and smaller islands are dropped: an annotation tool's polygon is one outline.
+
+    ``tolerance`` (pixels) simplifies the outline (Douglas-Peucker), so a smooth blob does not become a polygon
+    with a vertex per boundary pixel; a simplification that leaves under 3 points falls back to the full outline.
+    """
+    import cv2
+
+    contours, _ = cv2.findContours(np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    contours = [c for c in contours if len(c) >= 3]
+    if not contours:
+        return None
+    largest = max(contours, key=lambda c: (cv2.contourArea(c), len(c)))
+    simple = cv2.approxPolyDP(largest, tolerance, True) if tolerance > 0 else largest
+    points = simple if len(simple) >= 3 else largest
+    return [float(v) for v in points.reshape(-1)]
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices kept by greedy class-agnostic NMS, in descending score."""
     from rfdetr_trainer.evaluation.matching import iou_matrix
@@ -123,6 +172,13 @@ def decode(boxes: np.ndarray, logits: np.ndarray, sizes: list[tuple[int, int]], 
     is not spent on slots that mean nothing. Order and ties follow rfdetr's ``PostProcess``: descending score,
     then ascending query x class index; kept are scores above ``threshold``.
     """
+    return [(xyxy, scores, labels) for xyxy, scores, labels, _query in
+            _decode(boxes, logits, sizes, num_classes=num_classes, threshold=threshold, num_select=num_select)]
+
+
+def _decode(boxes: np.ndarray, logits: np.ndarray, sizes: list[tuple[int, int]], *, num_classes: int,
+            threshold: float, num_select: int = 300) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """``decode`` plus each detection's query index (which row of the masks it owns)."""
     logits = np.asarray(logits, dtype=np.float32)
     boxes = np.asarray(boxes, dtype=np.float32)
     k = min(num_classes, logits.shape[-1]) if num_classes else logits.shape[-1]
@@ -140,7 +196,7 @@ def decode(boxes: np.ndarray, logits: np.ndarray, sizes: list[tuple[int, int]], 
         xyxy = np.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], axis=1)
         scale = np.array([width, height, width, height], dtype=np.float32)
         xyxy = np.minimum(np.maximum(xyxy * scale, 0.0), scale)
-        out.append((xyxy.astype(np.float32), scores.astype(np.float32), labels))
+        out.append((xyxy.astype(np.float32), scores.astype(np.float32), labels, query))
     return out
 
 
@@ -148,13 +204,14 @@ def decode(boxes: np.ndarray, logits: np.ndarray, sizes: list[tuple[int, int]], 
 
 
 class Backend:
-    """A model that maps a B x 3 x R x R float32 batch to (B x Q x 4 boxes, B x Q x C logits) numpy arrays."""
+    """A model that maps a B x 3 x R x R float32 batch to (B x Q x 4 boxes, B x Q x C logits) numpy arrays, and a
+    segmentation model also to B x Q x Hm x Wm mask logits (``outputs``)."""
 
     kind = "base"
 
     def __init__(self, *, class_names: list[str], resolution: int, means: list[float] | None = None,
                  stds: list[float] | None = None, num_select: int = 300, thresholds: dict[str, float] | None = None,
-                 max_batch: int | None = None, source: Path | None = None) -> None:
+                 max_batch: int | None = None, source: Path | None = None, masks: bool = False) -> None:
         self.class_names = list(class_names)
         self.resolution = int(resolution)
         self.means = list(means or IMAGENET_MEANS)
@@ -163,14 +220,28 @@ class Backend:
         self.thresholds = dict(thresholds or {})
         self.max_batch = max_batch
         self.source = source
+        self.has_masks = bool(masks)  # a segmentation model: outputs() returns mask logits
 
-    def forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes, logits) for the batch."""
+        boxes, logits, _masks = self.outputs(batch)
+        return boxes, logits
+
+    def outputs(self, batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(boxes, logits, mask logits or None) for the batch. A subclass implements this or ``forward``."""
+        if type(self).forward is Backend.forward:  # pragma: no cover - abstract
+            raise NotImplementedError
+        boxes, logits = self.forward(batch)
+        return boxes, logits, None
 
     def metadata(self) -> dict[str, Any]:
-        """What an exported file must carry to be run like this model."""
-        return {"class_names": self.class_names, "resolution": self.resolution, "means": self.means,
+        """What an exported file must carry to be run like this model (``masks`` only for segmentation models,
+        so a detection model's metadata is what it always was)."""
+        meta = {"class_names": self.class_names, "resolution": self.resolution, "means": self.means,
                 "stds": self.stds, "num_select": self.num_select, "thresholds": self.thresholds}
+        if self.has_masks:
+            meta["masks"] = True
+        return meta
 
 
 class TorchBackend(Backend):
@@ -182,20 +253,23 @@ class TorchBackend(Backend):
         config = model.model_config
         super().__init__(class_names=list(getattr(model, "class_names", None) or []),
                          resolution=int(model.model.resolution), means=list(model.means), stds=list(model.stds),
-                         num_select=int(getattr(config, "num_select", 300) or 300), **kwargs)
+                         num_select=int(getattr(config, "num_select", 300) or 300),
+                         masks=bool(getattr(config, "segmentation_head", False)), **kwargs)
         self.model = model
         self.net = model.model.model
         self.device = model.model.device
 
-    def forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+    def outputs(self, batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         import torch
 
         self.net.eval()
         with torch.inference_mode():
             out = self.net(batch.to(self.device))
-        if isinstance(out, tuple):
-            out = {"pred_boxes": out[0], "pred_logits": out[1]}
-        return out["pred_boxes"].float().cpu().numpy(), out["pred_logits"].float().cpu().numpy()
+        if isinstance(out, tuple):  # an export-mode module: (boxes, logits[, masks]), as rfdetr's predict reads it
+            out = dict(zip(("pred_boxes", "pred_logits", "pred_masks"), out))
+        masks = out.get("pred_masks") if self.has_masks else None
+        return (out["pred_boxes"].float().cpu().numpy(), out["pred_logits"].float().cpu().numpy(),
+                None if masks is None else masks.float().cpu().numpy())
 
 
 class TorchScriptBackend(Backend):
@@ -216,15 +290,20 @@ class TorchScriptBackend(Backend):
         self.half = any(p.dtype == torch.float16 for p in self.module.parameters())
         super().__init__(**meta, source=Path(path))
 
-    def forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+    def outputs(self, batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         import torch
 
         with torch.inference_mode():
             x = batch.to(self.device)
             out = self.module(x.half() if self.half else x)
         if isinstance(out, dict):
-            out = (out["pred_boxes"], out["pred_logits"])
-        return out[0].float().cpu().numpy(), out[1].float().cpu().numpy()
+            out = (out["pred_boxes"], out["pred_logits"], *([out["pred_masks"]] if "pred_masks" in out else []))
+        # A traced tuple has no names, and a keypoint model's third output is 4-D too: the third output is read
+        # as masks only when the file's metadata says the model is a segmentation model (export records it). With
+        # rfdetr 1.11 tracing a segmentation model fails (its head calls a Python autograd function), so today
+        # every TorchScript file is a detection model's; this keeps a future one's masks.
+        masks = out[2].float().cpu().numpy() if self.has_masks and len(out) > 2 else None
+        return out[0].float().cpu().numpy(), out[1].float().cpu().numpy(), masks
 
 
 class OnnxBackend(Backend):
@@ -251,14 +330,20 @@ class OnnxBackend(Backend):
         self.input_name = self.session.get_inputs()[0].name
         self.input_type = self.session.get_inputs()[0].type
         fixed = shape[0] if isinstance(shape[0], int) else None
+        # rfdetr's exporter names a segmentation model's outputs dets, labels, masks (a keypoint model's third is
+        # "keypoints"), so the graph itself says whether masks come out, whatever the metadata holds.
+        names = [o.name for o in self.session.get_outputs()]
+        self.mask_output = names.index("masks") if "masks" in names else None
+        meta["masks"] = self.mask_output is not None
         super().__init__(**meta, source=Path(path), max_batch=fixed)
 
-    def forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+    def outputs(self, batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         x = batch.numpy() if hasattr(batch, "numpy") else np.asarray(batch)
         if "float16" in self.input_type:
             x = x.astype(np.float16)
         outputs = self.session.run(None, {self.input_name: x})
-        return np.asarray(outputs[0], dtype=np.float32), np.asarray(outputs[1], dtype=np.float32)
+        masks = None if self.mask_output is None else np.asarray(outputs[self.mask_output], dtype=np.float32)
+        return np.asarray(outputs[0], dtype=np.float32), np.asarray(outputs[1], dtype=np.float32), masks
 
 
 def _parse_metadata(raw: str, path: Path, *, input_shape: list[Any] | None = None) -> dict[str, Any]:
@@ -280,7 +365,7 @@ def _parse_metadata(raw: str, path: Path, *, input_shape: list[Any] | None = Non
                               hint="export it again with rfdetr-trainer export, which records them")
     return {"class_names": meta["class_names"], "resolution": int(resolution), "means": meta.get("means"),
             "stds": meta.get("stds"), "num_select": int(meta.get("num_select", 300)),
-            "thresholds": meta.get("thresholds") or {}}
+            "thresholds": meta.get("thresholds") or {}, "masks": bool(meta.get("masks", False))}
 
 
 def load_model(checkpoint: Path) -> Any:
@@ -353,14 +438,14 @@ def predict_images(model: Any, images: Iterable[Any], *, threshold: float = 0.00
             queued += len(more)
             loaded = [f.result() for f in chunk]
             batch = torch.stack([x for _, _, x in loaded])
-            boxes, logits = backend.forward(batch)
+            boxes, logits, masks = backend.outputs(batch)
             sizes = [(img.height, img.width) for _, img, _ in loaded]
-            decoded = decode(boxes, logits, sizes, num_classes=num_classes, threshold=threshold,
-                             num_select=backend.num_select)
-            for (item, img, _), (xyxy, scores, labels) in zip(loaded, decoded):
+            decoded = _decode(boxes, logits, sizes, num_classes=num_classes, threshold=threshold,
+                              num_select=backend.num_select)
+            for b, ((item, img, _), (xyxy, scores, labels, query)) in enumerate(zip(loaded, decoded)):
                 path = Path(item) if isinstance(item, (str, Path)) else None
                 yield ImagePrediction(path, img.width, img.height, xyxy, scores, labels,
-                                      img if keep_images else None)
+                                      img if keep_images else None, None if masks is None else masks[b, query])
 
 
 def detect(model: Any, images: list[Any], *, threshold: float = 0.5, iou_threshold: float = 1.0,
