@@ -17,7 +17,6 @@ import pytest
 from cvat_data import FakeTask, human_box
 from cvat_server import CvatServer, CvatState
 from source_configs import cvat_config
-from tiny_model import train_tiny
 from typer.testing import CliRunner
 
 from rfdetr_trainer.cli.app import app
@@ -39,11 +38,9 @@ SCORE_ATTR = {"name": "score", "input_type": "number", "mutable": True, "values"
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny-model")
-    checkpoint, dataset = train_tiny(root)
-    yield checkpoint, dataset
-    shutil.rmtree(root, ignore_errors=True)
+def tiny_model(trained_run, tiny_dataset):
+    """The session's one real checkpoint (Nano from scratch on ``tiny_dataset``: square, circle, triangle)."""
+    return trained_run.checkpoints / "checkpoint_best_total.pth", tiny_dataset
 
 
 @pytest.fixture(scope="module")
