@@ -114,7 +114,7 @@ UploadTo = option("data.minio.upload_to", Optional[str], "--upload-to", panel=DA
 
 # --- model
 ModelType = option("model.model_type", Optional[str], "--model-type", "-m", panel=MODEL,
-                   help="nano, small, medium, base, large, seg-preview, seg-nano … seg-2xlarge.")
+                   help="nano, small, medium, base, large, seg-preview, seg-nano … seg-2xlarge, keypoint-preview.")
 PretrainWeights = option("model.pretrain_weights", Optional[str], "--pretrain-weights", panel=MODEL,
                          help="'default' (published, needs internet), a local .pth path, or 'none'.")
 NumClasses = option("model.num_classes", Optional[int], "--num-classes", panel=MODEL,
@@ -152,7 +152,7 @@ NumNodes = option("training.num_nodes", Optional[int], "--num-nodes", panel=TRAI
 MaxSteps = option("training.max_steps", Optional[int], "--max-steps", panel=TRAIN, help="stop after N optimiser steps.")
 # --- throughput: image cache and compiler
 Cache = option("training.cache", Optional[str], "--cache", panel=TRAIN,
-               help="decode and resize each image once: ram (default), disk or none.")
+               help="decode and resize each image once: ram, disk or none (default).")
 CacheMaxGb = option("training.cache_max_gb", Optional[float], "--cache-max-gb", panel=TRAIN,
                     help="RAM the image cache may take; beyond it the cache goes to disk.")
 Compile = option("training.compile", Optional[bool], "--compile/--no-compile", panel=TRAIN,
@@ -172,7 +172,7 @@ MultiScale = option("training.multi_scale", Optional[str], "--multi-scale", pane
 FreezeEncoder = option("model.freeze_encoder", Optional[bool], "--freeze-encoder/--no-freeze-encoder", panel=MODEL,
                        help="keep the backbone fixed (small datasets, small GPUs).")
 Lora = option("model.backbone_lora", Optional[bool], "--lora/--no-lora", panel=MODEL,
-              help="LoRA adapters on the backbone (extra: pip install 'rfdetr-trainer[lora]').")
+              help="LoRA adapters on the backbone (extra: pip install 'rfdetr-trainer\\[lora]').")
 LrScheduler = option("training.lr_scheduler", Optional[str], "--lr-scheduler", panel=TRAIN,
                      help="learning-rate schedule: step or cosine.")
 WarmupEpochs = option("training.warmup_epochs", Optional[float], "--warmup-epochs", panel=TRAIN,

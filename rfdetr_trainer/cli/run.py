@@ -10,6 +10,7 @@ def run_command(
     dataset_dir: o.DatasetDir = None, data_dir: o.DataOutputDir = None, source_type: o.SourceType = None,
     cvat_task_ids: o.CvatTaskIds = None, cvat_project_ids: o.CvatProjectIds = None,
     cvat_subsets: o.CvatSubsets = None, cvat_downloader: o.CvatDownloader = None,
+    cvat_job_stage: o.CvatJobStage = None, cvat_job_state: o.CvatJobState = None, gt_to_test: o.GtToTest = None,
     minio_bucket: o.MinioBucket = None, minio_prefix: o.MinioPrefix = None, refresh: o.Refresh = None,
     split: o.Split = None, split_seed: o.SplitSeed = None, group_by_source: o.GroupBySource = None,
     class_map: o.ClassMap = None, strict: o.Strict = None, skip_missing: o.SkipMissing = None,

@@ -35,7 +35,7 @@ class CvatConfig(Section):
     concurrency: int = Field(4, ge=1, description="tasks exported and downloaded at once")
     refresh: bool = Field(False, description="export again even if the cached copy is current")
     include_images: bool = Field(True, description="download images with the annotations")
-    retries: int = Field(4, ge=0, description="retries on connection errors and 5xx responses")
+    retries: int = Field(4, ge=0, description="retries on connection errors, timeouts, 429 and 502/503/504")
     retry_backoff: float = Field(1.0, ge=0, description="seconds before the first retry; doubles each time")
     job_stages: list[Literal["annotation", "validation", "acceptance"]] = Field(
         default_factory=list, description="keep only frames of jobs in these stages (default: any)")

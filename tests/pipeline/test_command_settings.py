@@ -121,3 +121,17 @@ def test_refresh_reaches_both_cached_sources(tmp_path, monkeypatch, command, fla
     assert result.exit_code == 0, result.output
     settings = seen[0][0]
     assert (settings.data.cvat.refresh, settings.data.minio.refresh) == expected
+
+
+@pytest.mark.parametrize("command", ["fetch", "run"])
+def test_reviewed_work_flags_reach_the_cvat_settings(tmp_path, monkeypatch, command):
+    """--cvat-job-stage/--cvat-job-state/--no-gt-to-test work on run as on fetch (run fetches the same way)."""
+    target = "stages.fetch_stage" if command == "fetch" else "runner.run"
+    seen = _captured(monkeypatch, f"rfdetr_trainer.pipeline.{target}")
+    result = CliRunner().invoke(app, [command, "--dataset-dir", str(tmp_path), "--cvat-job-stage", "validation",
+                                      "acceptance", "--cvat-job-state", "completed", "--no-gt-to-test",
+                                      "--env-file", "/dev/null"])
+    assert result.exit_code == 0, result.output
+    cvat = seen[0][0].data.cvat
+    assert (list(cvat.job_stages), list(cvat.job_states), cvat.gt_to_test) == (
+        ["validation", "acceptance"], ["completed"], False)
