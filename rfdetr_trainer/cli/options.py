@@ -227,6 +227,8 @@ Half = option("export.half", Optional[bool], "--half/--no-half", panel=EXPORT, h
 Simplify = option("export.simplify", Optional[bool], "--simplify/--no-simplify", panel=EXPORT,
                   help="simplify the ONNX graph.")
 Opset = option("export.opset", Optional[int], "--opset", panel=EXPORT, help="ONNX opset.")
+FinalEvaluation = option("validation.after_training", Optional[bool], "--final-eval/--no-final-eval", panel=EVAL,
+                         help="evaluate the best checkpoint on the valid split when training ends (default on).")
 ExportEvaluate = option("export.evaluate", Optional[bool], "--evaluate/--no-evaluate", panel=EXPORT,
                         param="export_evaluate",
                         help="evaluate each exported file on the dataset and compare mAP with PyTorch.")

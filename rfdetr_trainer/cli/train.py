@@ -26,7 +26,7 @@ def train_command(
     freeze_encoder: o.FreezeEncoder = None, lora: o.Lora = None, lr_scheduler: o.LrScheduler = None,
     warmup_epochs: o.WarmupEpochs = None, eval_interval: o.EvalInterval = None, num_queries: o.NumQueries = None,
     eval_max_dets: o.EvalMaxDets = None, save_dataset_grids: o.SaveDatasetGrids = None, max_time: o.MaxTime = None,
-    init_from: o.InitFrom = None,
+    init_from: o.InitFrom = None, final_eval: o.FinalEvaluation = None,
     dry_run: o.DryRun = False,
 ) -> None:
     """Train RF-DETR on a dataset (validated first); the best checkpoint path is the last stdout line."""

@@ -57,7 +57,8 @@ def train_stage(settings: Settings) -> TrainResult | Enqueued | None:
         tracker.log_class_mapping(result.init_from)
         tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
                           metrics=result.final_metrics)
-        final_evaluation(settings, result.best_checkpoint, fetched.dataset_dir, paths, "valid", tracker)
+        if settings.validation.after_training:
+            final_evaluation(settings, result.best_checkpoint, fetched.dataset_dir, paths, "valid", tracker)
         return result
 
 

@@ -35,12 +35,14 @@ def test_knobs_reach_a_real_training(tmp_path: Path) -> None:
            "--run-name", "knobs", "--pretrain-weights", "none", "--epochs", "2", "--batch-size", "2",
            "--grad-accum-steps", "1", "--resolution", "64", "--device", "cpu", "--num-workers", "0", "--no-ema",
            "--no-tensorboard", "--augment", "aggressive", "--freeze-encoder", "--eval-interval", "2",
-           "--lr-scheduler", "cosine", "--warmup-epochs", "1", "--clearml", "--clearml-offline"]
+           "--lr-scheduler", "cosine", "--warmup-epochs", "1", "--clearml", "--clearml-offline", "--no-final-eval"]
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-4000:]
         run = runs / "knobs"
         assert proc.stdout.strip().splitlines()[-1] == str(run / "checkpoints" / "checkpoint_best_total.pth")
+        # --no-final-eval: no evaluation of the best checkpoint on valid after the fit, so no report either
+        assert not (run / "evaluation").exists() and not (run / "report.html").exists()
 
         saved = json.loads((run / "checkpoints" / "training_config.json").read_text())  # written by RFDETR.train()
         train_config, model_config = saved["train_config"], saved["model_config"]
@@ -58,5 +60,6 @@ def test_knobs_reach_a_real_training(tmp_path: Path) -> None:
         assert (hyper["training"]["augment"], hyper["training"]["lr_scheduler"]) == ("aggressive", "cosine")
         assert (hyper["training"]["eval_interval"], hyper["training"]["warmup_epochs"]) == ("2", "1.0")
         assert hyper["model"]["freeze_encoder"] == "True"
+        assert hyper["validation"]["after_training"] == "False"
     finally:
         shutil.rmtree(runs, ignore_errors=True)  # checkpoints are large
