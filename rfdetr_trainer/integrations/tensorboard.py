@@ -131,7 +131,7 @@ def _val_dataset(trainer: Any) -> Any | None:
 def _tile(images: list[Any], tile: int) -> Any:
     import numpy as np
 
-    from rfdetr_trainer.integrations.rfdetr.inference import grid
+    from rfdetr_trainer.integrations.rfdetr.drawing import grid
 
     return np.asarray(grid(images, tile=tile, background=(0, 0, 0)), dtype=np.uint8)
 

@@ -103,7 +103,8 @@ def predict(
         thresholds: per-class confidence (class name -> threshold) replacing the single one for drawing.
     """
     from rfdetr_trainer.evaluation.core import SCORE_FLOOR
-    from rfdetr_trainer.integrations.rfdetr.inference import annotate, as_backend, grid, predict_images
+    from rfdetr_trainer.integrations.rfdetr.drawing import annotate, grid
+    from rfdetr_trainer.integrations.rfdetr.inference import as_backend, predict_images
 
     inputs = resolve_inputs(source, split)
     output_dir = Path(output_dir)
