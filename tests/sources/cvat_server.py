@@ -260,6 +260,7 @@ class _Handler(AnnotationRoutes, BaseHTTPRequestHandler):
             ("POST", rf"^{p}/auth/login$", self._login),
             ("POST", rf"^{p}/auth/logout$", self._logout),
             ("GET", rf"^{p}/(tasks|projects)/(\d+)$", self._read),
+            ("GET", rf"^{p}/tasks/?$", self._task_list),
             ("POST", r"^/api/(tasks|projects)/(\d+)/dataset/export$", self._export_v2),
             ("GET", r"^/api/requests/(.+)$", self._request_status),
             ("GET", r"^/api/(tasks|projects)/(\d+)/dataset/download$", self._download_v2),
@@ -309,13 +310,26 @@ class _Handler(AnnotationRoutes, BaseHTTPRequestHandler):
         self._send(200, {"detail": "Successfully logged out."})
 
     def _read(self, query: dict, kind: str, obj_id: str) -> None:
-        st = self.server.state
         user = self._auth()
         if user is None:
             return
         obj = self._lookup(kind, int(obj_id), user)
         if obj is None:
             return
+        self._send(200, self._record(kind, obj))
+
+    def _task_list(self, query: dict) -> None:
+        """``GET {P}/tasks?project_id=`` (paginated ``TaskRead`` records, as the project's ``tasks.url`` says)."""
+        st = self.server.state
+        user = self._auth()
+        if user is None:
+            return
+        project_id = int(query.get("project_id", ["0"])[0])
+        tasks = [t for t in st.tasks.values() if t.project_id == project_id and t.owner == user]
+        self._send(200, self._page(query, [self._record("tasks", t) for t in tasks], f"{st.prefix}/tasks"))
+
+    def _record(self, kind: str, obj: FakeTask | FakeProject) -> dict:
+        st = self.server.state
         base = f"{st.base_url}{st.prefix}"
         common = {
             "url": f"{base}/{kind}/{obj.id}", "id": obj.id, "name": obj.name,
@@ -344,7 +358,7 @@ class _Handler(AnnotationRoutes, BaseHTTPRequestHandler):
                 tasks={"count": len(obj.task_ids), "url": f"{base}/tasks?project_id={obj.id}"},
                 task_subsets=sorted({st.tasks[t].subset for t in obj.task_ids if st.tasks[t].subset}),
             )
-        self._send(200, common)
+        return common
 
     # jobs ---------------------------------------------------------------------------------------------------------
 

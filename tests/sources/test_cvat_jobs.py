@@ -13,7 +13,6 @@ from source_configs import cvat_config
 from typer.testing import CliRunner
 
 from rfdetr_trainer.cli.app import app
-from rfdetr_trainer.errors import ConfigError
 from rfdetr_trainer.integrations.cvat import fetch_cvat
 
 JOBS = [("acceptance", "completed"), ("acceptance", "completed"), ("annotation", "in progress"),
@@ -111,11 +110,37 @@ def test_no_ground_truth_no_filters_reads_no_jobs(tmp_path):
     assert ref.path.name == "task-20" and "jobs" not in ref.origin
 
 
-def test_job_filters_refuse_projects(tmp_path):
-    state = CvatState()
-    state.add_project(FakeProject(7, "p"), [FakeTask(11, "a")])
-    with CvatServer(state) as server, pytest.raises(ConfigError, match="apply to tasks, not projects"):
-        fetch_cvat(cvat_config(server, project_ids=[7], job_stages=["acceptance"]), tmp_path)
+@pytest.mark.parametrize("version,downloader", [("2.73.0", "sdk"), ("2.73.0", "http"), ("2.20.0", "auto")])
+def test_project_job_filters_and_ground_truth_per_task(tmp_path, version, downloader):
+    """A project export cannot be mapped back to task frames: with a stage filter, its tasks are fetched one by
+    one and each gets the task's job view (ground truth to test, filtered jobs counted)."""
+    state = CvatState(version=version)
+    state.add_project(FakeProject(7, "p"), [_reviewed_task(), FakeTask(21, "plain", n_images=4)])
+    with CvatServer(state) as server:
+        cfg = cvat_config(server, project_ids=[7], downloader=downloader, job_stages=["acceptance"])
+        refs = fetch_cvat(cfg, tmp_path)
+    assert [r.name for r in refs] == ["cvat-task-20", "cvat-task-21"]
+    assert all(r.origin["from_project"] == 7 for r in refs)
+    subsets, docs = _view(refs[0])
+    assert subsets == {"default": _names([0, 1, 3, 4, 5]), "test": _names([2, 7])}
+    assert [(a["bbox"], a["category_id"]) for a in docs["test"]["annotations"]] == [([4.0, 4.0, 16.0, 16.0], 1)] * 2
+    jobs = refs[0].origin["jobs"]
+    assert (jobs["frames_kept"], jobs["frames_ground_truth_to_test"], jobs["frames_skipped_by_job_filter"]) == (5, 2, 5)
+    assert refs[1].origin["jobs"]["frames_skipped_by_job_filter"] == 4  # its only job is still in annotation
+
+
+def test_project_ground_truth_without_filters_splits_only_that_project(tmp_path):
+    state = CvatState(version="2.73.0")
+    state.add_project(FakeProject(7, "with gt"), [_reviewed_task()])
+    state.add_project(FakeProject(8, "plain"), [FakeTask(30, "a", n_images=3), FakeTask(31, "b", n_images=2)])
+    with CvatServer(state) as server:
+        refs = fetch_cvat(cvat_config(server, project_ids=[7, 8], downloader="http"), tmp_path)
+        # validation_mode null on every task of project 8: no jobs read, no task exported
+        assert state.count(r"/api/jobs\?task_id=3") == 0 and state.count(r"/api/tasks/3\d/dataset") == 0
+    assert [r.name for r in refs] == ["cvat-task-20", "cvat-project-8"]
+    assert refs[1].path.name == "project-8" and "jobs" not in refs[1].origin
+    subsets, _ = _view(refs[0])
+    assert subsets == {"default": _names([0, 1, 3, 4, 5, 6, 8, 9, 10, 11]), "test": _names([2, 7])}
 
 
 def test_fetch_cli_puts_ground_truth_only_in_test_and_counts_skips_in_manifest(tmp_path, monkeypatch):
@@ -127,6 +152,33 @@ def test_fetch_cli_puts_ground_truth_only_in_test_and_counts_skips_in_manifest(t
         monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
         result = CliRunner().invoke(app, [
             "fetch", "--cvat-task-ids", "20", "--cvat-job-stage", "acceptance", "--cvat-job-state", "completed",
+            "--data-dir", str(tmp_path / "prepared"), "--env-file", os.devnull, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    prepared = tmp_path / "prepared"
+    split_names = {}
+    for split in ("train", "valid", "test"):
+        doc = json.loads((prepared / split / "_annotations.coco.json").read_text())
+        split_names[split] = {i["file_name"] for i in doc["images"]}
+    gt = {n.split("/")[-1] for n in _names([2, 7])}
+    assert all(any(name.endswith(g) for name in split_names["test"]) for g in gt)
+    assert not any(name.endswith(g) for g in gt for s in ("train", "valid") for name in split_names[s])
+    assert sum(len(v) for v in split_names.values()) == 7
+    jobs = out["sources"][0]["origin"]["jobs"]
+    assert jobs["frames_skipped_by_job_filter"] == 5 and jobs["frames_ground_truth_to_test"] == 2
+    manifest = json.loads((prepared / "dataset_manifest.json").read_text())
+    assert json.dumps(jobs, sort_keys=True) in json.dumps(manifest, sort_keys=True)
+
+
+def test_fetch_cli_project_puts_ground_truth_only_in_test_and_counts_skips_in_manifest(tmp_path, monkeypatch):
+    state = CvatState()
+    state.add_project(FakeProject(7, "p"), [_reviewed_task()])
+    with CvatServer(state) as server:
+        for key, value in (("CVAT_HOST", server.url), ("CVAT_USERNAME", "admin"), ("CVAT_PASSWORD", "secret")):
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
+        result = CliRunner().invoke(app, [
+            "fetch", "--cvat-project-ids", "7", "--cvat-job-state", "completed",
             "--data-dir", str(tmp_path / "prepared"), "--env-file", os.devnull, "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)

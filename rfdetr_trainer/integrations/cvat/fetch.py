@@ -179,9 +179,6 @@ def fetch_cvat(cfg: Any, dest: Path, *, progress: Any = None) -> list[SourceRef]
     targets = targets_from_config(cfg)
     if not targets:
         raise ConfigError("no CVAT task or project ids given", hint="pass --cvat-task-ids or --cvat-project-ids")
-    if (getattr(cfg, "job_stages", None) or getattr(cfg, "job_states", None)) and cfg.project_ids:
-        raise ConfigError("--cvat-job-stage and --cvat-job-state apply to tasks, not projects",
-                          hint="pass the project's tasks with --cvat-task-ids")
     conn = connection_from_config(cfg)
     bar = as_progress(progress, "cvat")
     root = Path(dest) / "cvat" / host_slug(conn.host)
@@ -212,8 +209,16 @@ def fetch_cvat(cfg: Any, dest: Path, *, progress: Any = None) -> list[SourceRef]
                 raise type(first)(first.message + more, hint=first.hint) from first
             raise first
         refs = [f.result() for f in futures]
+        from rfdetr_trainer.integrations.cvat.jobs import apply_job_views, split_projects
+
+        # A project whose tasks need job views is fetched again task by task (cached like any task).
+        def fetch_task(task_id: int) -> SourceRef:
+            bar.expect(files=1)
+            return _fetch_one(downloader, conn, Target("task", task_id), root, subsets=[], refresh=cfg.refresh,
+                              progress=bar)
+
+        refs = split_projects(conn, cfg, refs, fetch_task)
     finally:
         downloader.close()
-    from rfdetr_trainer.integrations.cvat.jobs import apply_job_views
 
     return apply_job_views(conn, cfg, refs)

@@ -11,6 +11,11 @@ is the cache, is never changed):
 - every other frame is skipped, and every skip is counted in the source's ``origin`` (so in the fetch summary
   and the dataset manifest).
 
+A project export names its images per subset (duplicates mangled to ``name_1.jpg``), so its frames cannot be
+mapped back to (task, frame) reliably: where job filters are set or a project task has ground truth, the
+project is fetched task by task instead (:func:`split_projects`) and each task gets its view. Other projects
+are left as exported.
+
 Images are hard-linked into the view (copied where links are refused), so it costs no space.
 """
 
@@ -19,12 +24,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rfdetr_trainer.coco.source import SourceRef
 from rfdetr_trainer.integrations.archive import remove_stale_siblings, replace_dir, temp_sibling
 from rfdetr_trainer.integrations.cvat.tasks import TaskApi
+from rfdetr_trainer.logs import get_logger
+
+log = get_logger(__name__)
 
 #: Test subset name for ground-truth frames (maps to the ``test`` split in merge's keep mode).
 GT_SUBSET = "test"
@@ -169,7 +178,7 @@ def apply_job_views(conn: Any, cfg: Any, refs: list[SourceRef]) -> list[SourceRe
     """Replace each fetched task by its job view where job filters or ground truth call for one.
 
     A task whose record says ``validation_mode: null`` (2.24+) has no ground truth: without stage or state
-    filters it is left alone and no jobs are read. Project exports are passed through (``jobs.view: False``).
+    filters it is left alone and no jobs are read. Projects left whole by :func:`split_projects` pass through.
     """
     if not wants_job_view(cfg):
         return refs
@@ -185,6 +194,56 @@ def apply_job_views(conn: Any, cfg: Any, refs: list[SourceRef]) -> list[SourceRe
     finally:
         api.close()
     return [views.get(id(r), r) for r in refs]
+
+
+def split_projects(conn: Any, cfg: Any, refs: list[SourceRef],
+                   fetch_task: Callable[[int], SourceRef]) -> list[SourceRef]:
+    """Replace each fetched project by its tasks (``fetch_task(id)``) where job filters or ground truth apply.
+
+    Tasks outside ``cfg.subsets`` (when given) are left out, as the project export leaves them out, and tasks
+    also fetched on their own are not repeated. A project with no filters to apply and no ground truth in
+    any task stays as exported (its tasks' jobs are read only where the server does not say
+    ``validation_mode: null``).
+    """
+    projects = [r for r in refs if "project_id" in r.origin]
+    if not projects or not wants_job_view(cfg):
+        return refs
+    filters = bool(cfg.job_stages or cfg.job_states)
+    wanted = {s.lower() for s in cfg.subsets}
+    seen = {int(r.origin["task_id"]) for r in refs if "task_id" in r.origin}
+    from rfdetr_trainer.integrations.cvat.tasks import make_task_api
+
+    api = make_task_api(conn, cfg.downloader)
+    split: dict[int, list[int]] = {}
+    try:
+        for ref in projects:
+            tasks = [t for t in api.project_tasks(int(ref.origin["project_id"]))
+                     if not wanted or (t["subset"] or "default").lower() in wanted]
+            if filters or any(t.get("validation_mode", "?") is not None and _has_ground_truth(api, t["id"], cfg)
+                              for t in tasks):
+                split[id(ref)] = [t["id"] for t in tasks]
+    finally:
+        api.close()
+    out: list[SourceRef] = []
+    for ref in refs:
+        if id(ref) not in split:
+            out.append(ref)
+            continue
+        project_id = int(ref.origin["project_id"])
+        log.info("CVAT project %d: job filters or ground truth apply, fetching its %d task(s) one by one "
+                 "(a project export cannot be mapped back to task frames)", project_id, len(split[id(ref)]))
+        for task_id in split[id(ref)]:
+            if task_id in seen:
+                continue
+            seen.add(task_id)
+            task_ref = fetch_task(task_id)
+            out.append(SourceRef(task_ref.path, task_ref.name, {**task_ref.origin, "from_project": project_id}))
+    return out
+
+
+def _has_ground_truth(api: TaskApi, task_id: int, cfg: Any) -> bool:
+    plan = frame_plan(api, task_id, cfg)
+    return bool(plan["gt"] or plan["honeypots"])
 
 
 def _ground_truth_shapes(api: TaskApi, task_id: int, job_ids: list[int]):  # type: ignore[no-untyped-def]

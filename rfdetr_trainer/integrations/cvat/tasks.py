@@ -144,6 +144,10 @@ class TaskApi(ABC):
     def job_annotations(self, task_id: int, job_id: int) -> dict[str, Any]:
         """One job's own annotations (a ground-truth job's are kept apart from the task's)."""
 
+    @abstractmethod
+    def project_tasks(self, project_id: int) -> list[dict[str, Any]]:
+        """The project's tasks as ``{"id", "subset", "validation_mode"?}`` (the last only where the server says)."""
+
 
 class HttpTaskApi(TaskApi):
     """:class:`TaskApi` over the project's HTTP client; ``prefix`` is ``/api`` (2.x) or ``/api/v1`` (1.x)."""
@@ -244,6 +248,21 @@ class HttpTaskApi(TaskApi):
                                   doing=f"reading annotations of job {job_id}")
         return {"shapes": list(data.get("shapes") or []), "tags": list(data.get("tags") or []),
                 "tracks": list(data.get("tracks") or [])}
+
+    def project_tasks(self, project_id: int) -> list[dict[str, Any]]:
+        target = Target("project", project_id)
+        records = self._pages(f"/tasks?project_id={project_id}", target, "listing tasks")
+        for record in records:
+            self._records.setdefault(int(record["id"]), record)
+        return [task_entry(r) for r in records if r.get("project_id") in (None, project_id)]
+
+
+def task_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """``{"id", "subset", "validation_mode"?}`` of a task record (``validation_mode`` only where present)."""
+    out: dict[str, Any] = {"id": int(record["id"]), "subset": record.get("subset") or ""}
+    if "validation_mode" in record:
+        out["validation_mode"] = record["validation_mode"]
+    return out
 
 
 def frames_from_meta(meta: Any) -> list[FrameInfo]:

@@ -24,6 +24,7 @@ from rfdetr_trainer.integrations.cvat.tasks import (
     job_from_record,
     label_spec,
     layout_from_record,
+    task_entry,
 )
 
 
@@ -160,3 +161,13 @@ class SdkTaskApi(TaskApi):
         data = _plain(self._call(task_id, f"reading annotations of job {job_id}", job.get_annotations))
         return {"shapes": data.get("shapes") or [], "tags": data.get("tags") or [],
                 "tracks": data.get("tracks") or []}
+
+    def project_tasks(self, project_id: int) -> list[dict[str, Any]]:
+        if self._client is None:
+            self._client = self._call(None, "login", lambda: _make_client(self.conn, threading.local()))
+        project = self._calls._call(Target("project", project_id), "reading",
+                                    lambda: self._client.projects.retrieve(project_id))
+        tasks = self._calls._call(Target("project", project_id), "listing tasks", project.get_tasks)
+        for task in tasks:
+            self._tasks.setdefault(int(task.id), task)
+        return [task_entry(_plain(t._model)) for t in tasks]
