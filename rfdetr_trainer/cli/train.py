@@ -31,7 +31,7 @@ def train_command(
 ) -> None:
     """Train RF-DETR on a dataset (validated first); the best checkpoint path is the last stdout line."""
     from rfdetr_trainer.pipeline.context import Enqueued
-    from rfdetr_trainer.pipeline.stages import train_stage
+    from rfdetr_trainer.pipeline.stages import train_stage, train_summary
 
     settings = load(locals())
     if dry_run:
@@ -46,4 +46,4 @@ def train_command(
     if isinstance(result, Enqueued):
         print(f"enqueued: ClearML task {result.task_id}")
         return
-    emit(result.to_dict(), as_json=json_out, last_line=None if json_out else str(result.best_checkpoint))
+    emit(train_summary(result), as_json=json_out, last_line=None if json_out else str(result.best_checkpoint))

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from rfdetr_trainer.settings import Settings
 
 # RunPaths' home is below the services (runpaths.py, fsutil.py); re-exported for the pipeline and older imports.
-__all__ = ["MANIFEST_NAME", "RUN_NAME_VARIABLE", "Enqueued", "RunArtifacts", "RunContext", "RunPaths",
-           "check_writable", "load_manifest", "named_run", "open_run", "run_paths", "sample_image",
-           "save_manifest"]
+__all__ = ["MANIFEST_NAME", "RUN_NAME_VARIABLE", "Enqueued", "ManifestBook", "RunArtifacts", "RunContext",
+           "RunPaths", "check_writable", "failed_stage", "load_manifest", "named_run", "open_run", "run_paths",
+           "sample_image", "save_manifest"]
 
 #: The variable a run's generated name is published in, for the processes a multi-device run starts later
 #: (``settings.ENV_PREFIX`` + ``EXPERIMENT__RUN_NAME``; spelled out so this module does not import pydantic).
@@ -153,3 +153,57 @@ def load_manifest(path: Path) -> dict[str, Any]:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+@dataclass
+class ManifestBook:
+    """A run manifest as the stages fill it in (``run`` and ``train`` alike); saved after every stage on rank 0."""
+
+    ctx: RunContext
+    rank_zero: bool
+    previous: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=dict)
+    current: str = "fetch"
+
+    @classmethod
+    def start(cls, ctx: RunContext, rank_zero: bool) -> ManifestBook:
+        """A new manifest for ``ctx``'s run (the secrets in its config masked); the previous one kept aside."""
+        from rfdetr_trainer import __version__
+
+        return cls(ctx, rank_zero, load_manifest(ctx.paths.manifest), {
+            "rfdetr_trainer": __version__,
+            "run_dir": str(ctx.paths.root),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "config": ctx.settings.masked_dump(),
+            "stages": {},
+            "artifacts": {},
+        })
+
+    def record(self, stage: str, result: dict[str, Any], **artifacts: Any) -> None:
+        self.manifest["stages"][stage] = {"status": "done", **result}
+        self.manifest["artifacts"].update({k: str(v) for k, v in artifacts.items() if v is not None})
+        if self.rank_zero:
+            save_manifest(self.ctx.paths.manifest, self.manifest)
+
+    def finish(self) -> None:
+        """Stamp the manifest finished (and save it on rank 0)."""
+        self.manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if self.rank_zero:
+            save_manifest(self.ctx.paths.manifest, self.manifest)
+
+    def fail(self, exc: BaseException) -> None:
+        self.manifest["stages"][self.current] = failed_stage(exc)
+        self.manifest["failed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        save_manifest(self.ctx.paths.manifest, self.manifest)
+
+
+def failed_stage(exc: BaseException) -> dict[str, Any]:
+    """The manifest entry of a stage that raised: status, the one-line error and its exit code."""
+    from rfdetr_trainer.errors import TrainerError
+    from rfdetr_trainer.urls import mask_userinfo
+
+    if isinstance(exc, KeyboardInterrupt):
+        return {"status": "interrupted", "error": "interrupted (Ctrl-C)", "exit_code": 130}
+    if isinstance(exc, TrainerError):
+        return {"status": "failed", "error": mask_userinfo(exc.message), "exit_code": exc.exit_code}
+    return {"status": "failed", "error": mask_userinfo(f"{type(exc).__name__}: {exc}"), "exit_code": 1}

@@ -10,17 +10,16 @@ reuses finished stages and resumes an interrupted training from its ``last.ckpt`
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rfdetr_trainer import __version__
 from rfdetr_trainer.logs import get_logger
 from rfdetr_trainer.pipeline.context import (
     Enqueued,
+    ManifestBook,
     RunArtifacts,
     RunContext,
-    load_manifest,
     open_run,
     sample_image,
     save_manifest,
@@ -49,28 +48,6 @@ class Trained:
     final_metrics: dict[str, float]
 
 
-@dataclass
-class _Book:
-    """The run manifest as the stages fill it in; saved after every stage (on rank 0)."""
-
-    ctx: RunContext
-    rank_zero: bool
-    previous: dict[str, Any]
-    manifest: dict[str, Any] = field(default_factory=dict)
-    current: str = "fetch"
-
-    def record(self, stage: str, result: dict[str, Any], **artifacts: Any) -> None:
-        self.manifest["stages"][stage] = {"status": "done", **result}
-        self.manifest["artifacts"].update({k: str(v) for k, v in artifacts.items() if v is not None})
-        if self.rank_zero:
-            save_manifest(self.ctx.paths.manifest, self.manifest)
-
-    def fail(self, exc: BaseException) -> None:
-        self.manifest["stages"][self.current] = failed_stage(exc)
-        self.manifest["failed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        save_manifest(self.ctx.paths.manifest, self.manifest)
-
-
 def run(settings: Settings, *, progress: Any = None) -> RunArtifacts | Enqueued | None:
     """Run every stage on ``settings``; each stage's outputs are recorded in ``run_manifest.json``.
 
@@ -88,14 +65,7 @@ def _stages(ctx: RunContext, progress: Any) -> RunArtifacts | None:
     from rfdetr_trainer.distributed import is_rank_zero
 
     rank_zero = is_rank_zero()
-    book = _Book(ctx, rank_zero, load_manifest(ctx.paths.manifest), {
-        "rfdetr_trainer": __version__,
-        "run_dir": str(ctx.paths.root),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": ctx.settings.masked_dump(),
-        "stages": {},
-        "artifacts": {},
-    })
+    book = ManifestBook.start(ctx, rank_zero)
     try:
         return _run_stages(ctx, book, progress, rank_zero)
     except BaseException as exc:
@@ -104,19 +74,7 @@ def _stages(ctx: RunContext, progress: Any) -> RunArtifacts | None:
         raise
 
 
-def failed_stage(exc: BaseException) -> dict[str, Any]:
-    """The manifest entry of a stage that raised: status, the one-line error and its exit code."""
-    from rfdetr_trainer.errors import TrainerError
-    from rfdetr_trainer.urls import mask_userinfo
-
-    if isinstance(exc, KeyboardInterrupt):
-        return {"status": "interrupted", "error": "interrupted (Ctrl-C)", "exit_code": 130}
-    if isinstance(exc, TrainerError):
-        return {"status": "failed", "error": mask_userinfo(exc.message), "exit_code": exc.exit_code}
-    return {"status": "failed", "error": mask_userinfo(f"{type(exc).__name__}: {exc}"), "exit_code": 1}
-
-
-def _run_stages(ctx: RunContext, book: _Book, progress: Any, rank_zero: bool) -> RunArtifacts | None:
+def _run_stages(ctx: RunContext, book: ManifestBook, progress: Any, rank_zero: bool) -> RunArtifacts | None:
     from rfdetr_trainer.integrations.rfdetr.checkpoint import check_checkpoint
     from rfdetr_trainer.integrations.rfdetr.inference import load_model
 
@@ -155,7 +113,7 @@ def _run_stages(ctx: RunContext, book: _Book, progress: Any, rank_zero: bool) ->
     return RunArtifacts(paths, book.manifest)
 
 
-def _reused_training(book: _Book) -> Trained | None:
+def _reused_training(book: ManifestBook) -> Trained | None:
     """The previous run's training when it finished and its best checkpoint is still there."""
     done = book.previous.get("stages", {}).get("train", {})
     best = done.get("best_checkpoint") if done.get("status") == "done" else None
@@ -168,7 +126,7 @@ def _reused_training(book: _Book) -> Trained | None:
     return Trained(Path(best), done.get("class_names", []), done.get("final_metrics", {}))
 
 
-def _train_step(ctx: RunContext, book: _Book, fetched: FetchResult, rank_zero: bool) -> Trained | None:
+def _train_step(ctx: RunContext, book: ManifestBook, fetched: FetchResult, rank_zero: bool) -> Trained | None:
     """Train (resuming an interrupted training of this run from its ``last.ckpt``); None off rank 0."""
     from rfdetr_trainer.services import train as train_service
 
@@ -192,7 +150,7 @@ def _train_step(ctx: RunContext, book: _Book, fetched: FetchResult, rank_zero: b
     return Trained(result.best_checkpoint, result.class_names, result.final_metrics)
 
 
-def _predict_step(ctx: RunContext, book: _Book, model: Any, dataset_dir: Path, split: str) -> PredictResult:
+def _predict_step(ctx: RunContext, book: ManifestBook, model: Any, dataset_dir: Path, split: str) -> PredictResult:
     from rfdetr_trainer.services import predict as predict_service
 
     predicted = predict_service.predict(model, dataset_dir, ctx.paths.predictions, ctx.settings.validation,
@@ -207,7 +165,7 @@ def _evaluate_step(ctx: RunContext, model: Any, dataset_dir: Path, split: str) -
     return final_evaluation(ctx.settings, model, dataset_dir, ctx.paths, split, ctx.tracker)
 
 
-def _export_step(ctx: RunContext, book: _Book, model: Any, dataset_dir: Path, split: str, image: Path | None,
+def _export_step(ctx: RunContext, book: ManifestBook, model: Any, dataset_dir: Path, split: str, image: Path | None,
                  evaluated: EvaluateResult) -> ExportResult:
     from rfdetr_trainer.services import export as export_service
 

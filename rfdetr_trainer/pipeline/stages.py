@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rfdetr_trainer.distributed import is_rank_zero
-from rfdetr_trainer.pipeline.context import Enqueued, RunPaths, check_writable, open_run, sample_image
+from rfdetr_trainer.pipeline.context import (
+    Enqueued,
+    ManifestBook,
+    RunContext,
+    RunPaths,
+    check_writable,
+    load_manifest,
+    open_run,
+    sample_image,
+)
 from rfdetr_trainer.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,30 +45,70 @@ def fetch_stage(settings: Settings) -> FetchResult:
 def train_stage(settings: Settings) -> TrainResult | Enqueued | None:
     """Fetch (local folders are used in place) and train with tracking, then evaluate on the valid split.
 
+    Each step is recorded in ``<run>/run_manifest.json`` (``run``'s schema; rank 0 writes it), a failed one with
+    its error.
+
     Returns:
         The TrainResult; the queued task when the run was sent to a clearml-agent queue (``--remote``); None on
         DDP ranks other than 0.
     """
-    from rfdetr_trainer.services.train import train
-
     # A failed training leaves no run folder behind, unless it wrote a checkpoint worth resuming from.
     with open_run(settings, keep=("*.ckpt", "*.pth")) as ctx:
         if ctx.enqueued:
             return ctx.enqueued
-        settings, paths, tracker = ctx.settings, ctx.paths, ctx.tracker
-        fetched = fetch_stage(settings)
-        tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
-        result = train(settings.model, settings.training, fetched.dataset_dir, paths,
-                       tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict,
-                       validate=False, extra_callbacks=tracker.callbacks, notes=fetched.provenance())
-        if not is_rank_zero():
-            return None
-        tracker.log_class_mapping(result.init_from)
-        tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
-                          metrics=result.final_metrics)
-        if settings.validation.after_training:
-            final_evaluation(settings, result.best_checkpoint, fetched.dataset_dir, paths, "valid", tracker)
+        book = ManifestBook.start(ctx, is_rank_zero())
+        try:
+            return _train_steps(ctx, book)
+        except BaseException as exc:
+            if book.rank_zero:
+                book.fail(exc)
+            raise
+
+
+def _train_steps(ctx: RunContext, book: ManifestBook) -> TrainResult | None:
+    from rfdetr_trainer.services.report import REPORT_NAME
+    from rfdetr_trainer.services.train import train
+
+    settings, paths, tracker = ctx.settings, ctx.paths, ctx.tracker
+    fetched = fetch_stage(settings)
+    book.record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
+    tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
+    book.current = "train"
+    result = train(settings.model, settings.training, fetched.dataset_dir, paths,
+                   tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict,
+                   validate=False, extra_callbacks=tracker.callbacks, notes=fetched.provenance())
+    if not book.rank_zero:
+        return None
+    book.record("train", result.to_dict(), best_checkpoint=result.best_checkpoint,
+                checkpoints=result.checkpoints_dir, tensorboard=result.tensorboard_dir, metrics=result.metrics_path)
+    tracker.log_class_mapping(result.init_from)
+    tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
+                      metrics=result.final_metrics)
+    if not settings.validation.after_training:
+        book.finish()
         return result
+    book.current = "evaluate"
+    evaluated = final_evaluation(settings, result.best_checkpoint, fetched.dataset_dir, paths, "valid", tracker)
+    book.record("evaluate", evaluated.to_dict(), evaluation=evaluated.output_dir,
+                evaluation_metrics=evaluated.metrics_path)
+    book.finish()
+    report = paths.root / REPORT_NAME  # final_evaluation rebuilt it
+    if report.is_file():
+        book.current = "report"
+        book.record("report", {}, report=report)
+    return result
+
+
+def train_summary(result: TrainResult) -> dict[str, Any]:
+    """``train``'s printed result: the TrainResult, its run manifest and the final evaluation's summary."""
+    manifest_path = RunPaths(Path(result.checkpoints_dir).parent).manifest
+    summary = result.to_dict()
+    if manifest_path.is_file():
+        summary["manifest_path"] = str(manifest_path)
+        evaluated = load_manifest(manifest_path).get("stages", {}).get("evaluate")
+        if evaluated:
+            summary["evaluation"] = {k: v for k, v in evaluated.items() if k != "status"}
+    return summary
 
 
 def train_dry_run(settings: Settings) -> dict[str, Any]:

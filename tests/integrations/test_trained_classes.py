@@ -87,16 +87,17 @@ def trained(tmp_path_factory):
     _run(["merge", str(tmp / "rf"), str(tmp / "cvat"), "-o", str(tmp / "merged")], tmp)
     log = tmp / "train.log"
     proc = _run(["train", "--dataset-dir", str(tmp / "merged"), *TINY, "--output-dir", str(tmp / "runs"),
-                 "--run-name", "t"], tmp, log)
-    best = Path(proc.stdout.strip().splitlines()[-1])
+                 "--run-name", "t", "--json"], tmp, log)
+    summary = json.loads(proc.stdout)
+    best = Path(summary["best_checkpoint"])
     _run(["predict", "-w", str(best), "-i", str(tmp / "merged"), "--output", str(tmp / "pred"), "--conf", "0.001"], tmp,
          tmp / "predict.log")
-    yield tmp, best, log
+    yield tmp, best, log, summary
     shutil.rmtree(tmp / "runs", ignore_errors=True)
 
 
 def test_merge_drops_the_root_and_unites_classes_by_name(trained):
-    tmp, _, _ = trained
+    tmp, _, _, _ = trained
     manifest = json.loads((tmp / "merged" / "dataset_manifest.json").read_text())
     assert [c["name"] for c in manifest["categories"]] == ["raccoon", "fox", "dog"]
     assert [d["name"] for d in manifest["dropped_categories"]] == ["animals"]
@@ -107,7 +108,7 @@ def test_merge_drops_the_root_and_unites_classes_by_name(trained):
 def test_checkpoint_and_predictions_name_exactly_the_trained_classes(trained):
     from rfdetr_trainer.integrations.rfdetr.inference import load_model
 
-    tmp, best, _ = trained
+    tmp, best, _, _ = trained
     model = load_model(best)
     assert list(model.class_names) == ["raccoon", "fox", "dog"]
     predictions = json.loads((tmp / "pred" / "predictions.coco.json").read_text())
@@ -124,11 +125,26 @@ def test_checkpoint_and_predictions_name_exactly_the_trained_classes(trained):
 
 
 def test_training_log_in_a_file_has_no_ansi_and_one_report_per_epoch(trained):
-    _, _, log = trained
+    _, _, log, _ = trained
     text = log.read_text()
     assert "\x1b[" not in text
     assert text.count("Epoch 1/1") >= 1  # rfdetr's table, as plain text
     assert "epoch 1: {" not in text  # the project's own line is not printed as well
+
+
+def test_train_writes_a_run_manifest_naming_its_checkpoint_and_evaluation(trained):
+    """Issue 9: train's final evaluation on valid lands in the run folder's manifest and its --json output."""
+    tmp, best, _, summary = trained
+    run_dir = tmp / "runs" / "t"
+    assert summary["manifest_path"] == str(run_dir / "run_manifest.json")
+    manifest = json.loads((run_dir / "run_manifest.json").read_text())
+    assert {k: v["status"] for k, v in manifest["stages"].items()} == {
+        "fetch": "done", "train": "done", "evaluate": "done", "report": "done"}
+    assert manifest["artifacts"]["best_checkpoint"] == str(best)
+    metrics = run_dir / "evaluation" / "valid" / "metrics.json"
+    assert manifest["artifacts"]["evaluation_metrics"] == str(metrics) and metrics.is_file()
+    assert manifest["artifacts"]["report"] == str(run_dir / "report.html")
+    assert summary["evaluation"]["metrics_json"] == str(metrics) and "mAP50" in summary["evaluation"]["metrics"]
 
 
 def test_stage_stdout_drops_ansi_escapes_off_a_terminal(monkeypatch):

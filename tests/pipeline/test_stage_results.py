@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,35 @@ def test_train_stage_fetches_trains_and_evaluates_in_one_opened_run(train_settin
         "checkpoint_best_total.pth"
     assert isinstance(fetched[0], FetchResult) and fetched[0].dataset_dir == tiny_dataset  # used in place
     assert calls == {"train": (tiny_dataset, root), "evaluate": ("checkpoint_best_total.pth", "valid", root)}
+
+    manifest = json.loads((root / "run_manifest.json").read_text())  # run's schema, written by train too
+    assert set(manifest["stages"]) == {"fetch", "train", "evaluate"}  # no report.html: the evaluation is faked
+    assert all(stage["status"] == "done" for stage in manifest["stages"].values())
+    assert manifest["stages"]["train"]["best_checkpoint"] == str(result.best_checkpoint)
+    assert manifest["stages"]["evaluate"]["metrics_json"] == str(root / "m.json")
+    assert manifest["artifacts"]["best_checkpoint"] == str(result.best_checkpoint)
+    assert manifest["artifacts"]["evaluation_metrics"] == str(root / "m.json")
+    assert manifest["artifacts"]["evaluation"] == str(root / "evaluation" / "valid")
+    assert manifest["config"]["experiment"]["run_name"] == "t" and "finished" in manifest
+    summary = stages.train_summary(result)
+    assert summary["manifest_path"] == str(root / "run_manifest.json")
+    assert summary["evaluation"]["metrics_json"] == str(root / "m.json")
+
+
+def test_train_records_its_failure_in_the_manifest_of_a_resumable_run(train_settings, monkeypatch):
+    def failing_train(model, training, dataset_dir, paths, **kwargs):
+        paths.checkpoints.mkdir(parents=True)
+        (paths.checkpoints / "last.ckpt").write_bytes(b"")  # worth resuming from: the run folder stays
+        raise TrainingError("diverged")
+
+    monkeypatch.setattr("rfdetr_trainer.services.train.train", failing_train)
+    with pytest.raises(TrainingError):
+        stages.train_stage(train_settings)
+    manifest = json.loads((train_settings.experiment.output_dir / "t" / "run_manifest.json").read_text())
+    assert manifest["stages"]["fetch"]["status"] == "done"
+    failed = {"status": "failed", "error": "diverged", "exit_code": TrainingError("").exit_code}
+    assert manifest["stages"]["train"] == failed
+    assert "failed" in manifest
 
 
 def test_a_failed_training_leaves_no_run_folder(train_settings, monkeypatch):
