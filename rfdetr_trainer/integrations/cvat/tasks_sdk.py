@@ -27,6 +27,19 @@ from rfdetr_trainer.integrations.cvat.tasks import (
     task_entry,
 )
 
+_ABSENT = object()
+
+
+def _task_entry(task: Any) -> dict[str, Any]:
+    """:func:`task_entry` of an SDK task proxy, through its public attributes (the proxy forwards them to the
+    ``TaskRead`` model; a field the server did not send raises ``AttributeError``, so ``validation_mode`` stays
+    absent on servers that predate it, as the HTTP clients leave it)."""
+    record: dict[str, Any] = {"id": task.id, "subset": getattr(task, "subset", "") or ""}
+    mode = getattr(task, "validation_mode", _ABSENT)
+    if mode is not _ABSENT:
+        record["validation_mode"] = _plain(mode)
+    return task_entry(record)
+
 
 def _plain(model: Any) -> Any:
     """An SDK model (or list of them) as plain JSON-like data, enum wrappers unwrapped."""
@@ -170,4 +183,4 @@ class SdkTaskApi(TaskApi):
         tasks = self._calls._call(Target("project", project_id), "listing tasks", project.get_tasks)
         for task in tasks:
             self._tasks.setdefault(int(task.id), task)
-        return [task_entry(_plain(t._model)) for t in tasks]
+        return [_task_entry(t) for t in tasks]
