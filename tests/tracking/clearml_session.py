@@ -15,7 +15,7 @@ import pytest
 #: CLEARML_PROC_MASTER_ID is set by Task.init for child processes: a child run with it attaches to that task.
 CLEARML_VARS = ("CLEARML_CONFIG_FILE", "CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID", "CLEARML_TASK_ID",
                 "CLEARML_API_HOST", "CLEARML_WEB_HOST", "CLEARML_FILES_HOST",
-                "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY", "CLEARML_OFFLINE_MODE",
+                "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY", "CLEARML_OFFLINE_MODE", "TRAINS_OFFLINE_MODE",
                 "RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "WORLD_SIZE", "SLURM_PROCID")
 
 
@@ -47,7 +47,9 @@ def reset_clearml() -> None:
     # The default API session is built once per process; one built in offline mode has no token and every later
     # online call retries on it forever ('Session' object has no attribute '_TokenManager__token').
     InterfaceBase._default_session = None
+    # Task.set_offline sets both names (clearml's EnvEntry writes every alias); a child process reads either.
     os.environ.pop("CLEARML_OFFLINE_MODE", None)
+    os.environ.pop("TRAINS_OFFLINE_MODE", None)
 
 
 class Session:
