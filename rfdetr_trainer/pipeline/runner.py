@@ -24,7 +24,7 @@ from rfdetr_trainer.pipeline.context import (
     sample_image,
     save_manifest,
 )
-from rfdetr_trainer.pipeline.stages import fetch_stage, final_evaluation
+from rfdetr_trainer.pipeline.stages import fetch_stage, final_evaluation, train_recorded
 from rfdetr_trainer.settings import Settings
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def _run_stages(ctx: RunContext, book: ManifestBook, progress: Any, rank_zero: b
     tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
 
     book.current = "train"
-    trained = _reused_training(book) or _train_step(ctx, book, fetched, rank_zero)
+    trained = _reused_training(book) or _train_step(ctx, book, fetched)
     if trained is None or not rank_zero:
         return None
 
@@ -126,27 +126,15 @@ def _reused_training(book: ManifestBook) -> Trained | None:
     return Trained(Path(best), done.get("class_names", []), done.get("final_metrics", {}))
 
 
-def _train_step(ctx: RunContext, book: ManifestBook, fetched: FetchResult, rank_zero: bool) -> Trained | None:
+def _train_step(ctx: RunContext, book: ManifestBook, fetched: FetchResult) -> Trained | None:
     """Train (resuming an interrupted training of this run from its ``last.ckpt``); None off rank 0."""
-    from rfdetr_trainer.services import train as train_service
-
-    settings, paths, tracker = ctx.settings, ctx.paths, ctx.tracker
-    training = settings.training
+    paths, training = ctx.paths, ctx.settings.training
     if training.resume is None and (paths.checkpoints / "last.ckpt").is_file():
         log.info("resuming the interrupted training from %s", paths.checkpoints / "last.ckpt")
         training = training.model_copy(update={"resume": paths.checkpoints / "last.ckpt"})
-    result = train_service.train(
-        settings.model, training, fetched.dataset_dir, paths,
-        tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict, validate=False,
-        extra_callbacks=tracker.callbacks, notes=fetched.provenance(),
-    )
-    if not rank_zero:
+    result = train_recorded(ctx, book, fetched, training)
+    if result is None:
         return None
-    book.record("train", result.to_dict(), best_checkpoint=result.best_checkpoint,
-                checkpoints=result.checkpoints_dir, tensorboard=result.tensorboard_dir, metrics=result.metrics_path)
-    tracker.log_class_mapping(result.init_from)
-    tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
-                      metrics=result.final_metrics)
     return Trained(result.best_checkpoint, result.class_names, result.final_metrics)
 
 

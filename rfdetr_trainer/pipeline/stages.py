@@ -24,6 +24,7 @@ from rfdetr_trainer.settings import Settings
 
 if TYPE_CHECKING:
     from rfdetr_trainer.pipeline.tracking import Tracker
+    from rfdetr_trainer.schemas import TrainingConfig
     from rfdetr_trainer.services.evaluate import EvaluateResult
     from rfdetr_trainer.services.export import ExportResult
     from rfdetr_trainer.services.fetch import FetchResult
@@ -65,16 +66,14 @@ def train_stage(settings: Settings) -> TrainResult | Enqueued | None:
             raise
 
 
-def _train_steps(ctx: RunContext, book: ManifestBook) -> TrainResult | None:
-    from rfdetr_trainer.services.report import REPORT_NAME
+def train_recorded(ctx: RunContext, book: ManifestBook, fetched: FetchResult,
+                   training: TrainingConfig) -> TrainResult | None:
+    """Train on the fetched dataset with the run's callbacks; on rank 0 record the ``train`` stage and give the
+    tracker the class mapping and the best checkpoint. None off rank 0. Shared by ``train`` and ``run``."""
     from rfdetr_trainer.services.train import train
 
-    settings, paths, tracker = ctx.settings, ctx.paths, ctx.tracker
-    fetched = fetch_stage(settings)
-    book.record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
-    tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
-    book.current = "train"
-    result = train(settings.model, settings.training, fetched.dataset_dir, paths,
+    settings, tracker = ctx.settings, ctx.tracker
+    result = train(settings.model, training, fetched.dataset_dir, ctx.paths,
                    tensorboard=settings.experiment.logging.tensorboard, strict=settings.data.strict,
                    validate=False, extra_callbacks=tracker.callbacks, notes=fetched.provenance())
     if not book.rank_zero:
@@ -84,6 +83,20 @@ def _train_steps(ctx: RunContext, book: ManifestBook) -> TrainResult | None:
     tracker.log_class_mapping(result.init_from)
     tracker.log_model(result.best_checkpoint, name="best", class_names=result.class_names,
                       metrics=result.final_metrics)
+    return result
+
+
+def _train_steps(ctx: RunContext, book: ManifestBook) -> TrainResult | None:
+    from rfdetr_trainer.services.report import REPORT_NAME
+
+    settings, paths, tracker = ctx.settings, ctx.paths, ctx.tracker
+    fetched = fetch_stage(settings)
+    book.record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
+    tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
+    book.current = "train"
+    result = train_recorded(ctx, book, fetched, settings.training)
+    if result is None:
+        return None
     if not settings.validation.after_training:
         book.finish()
         return result
