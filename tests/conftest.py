@@ -9,6 +9,9 @@ import pytest
 
 from rfdetr_trainer.synthetic import make_dataset
 
+# Fixtures that start loopback peers (CVAT test server, moto S3) and isolate ClearML; see tests/support.
+pytest_plugins = ["support.source_fixtures", "support.clearml_fixtures"]
+
 _OURS = ("RFDETR_TRAINER_", "CVAT_", "MINIO_")
 
 

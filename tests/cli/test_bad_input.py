@@ -10,21 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.bad_input_harness import Case, Workspace, mode, no_temporaries, run, tree
+from support.coco_fixtures import Img, ann, write_dataset
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bad_input_harness import Case, Workspace, mode, no_temporaries, run, tree  # noqa: E402
-from coco_fixtures import Img, ann, write_dataset  # noqa: E402
-
-from rfdetr_trainer.cli.app import app  # noqa: E402
-from rfdetr_trainer.errors import EXIT_CODES  # noqa: E402
+from rfdetr_trainer.cli.app import app
+from rfdetr_trainer.errors import EXIT_CODES
 
 DAY = 24 * 3600
 

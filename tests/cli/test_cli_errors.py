@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import REPO
 from typer.testing import CliRunner
 
 from rfdetr_trainer.errors import EXIT_CODES, CheckpointError, ConfigError, DatasetError, OutputError
@@ -103,6 +104,6 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path):
 
 
 def test_exit_codes_are_documented_in_the_readme():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     for code in EXIT_CODES:
         assert f"| {code} |" in readme, f"exit code {code} missing from README"

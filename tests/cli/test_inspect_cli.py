@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from support.coco_fixtures import Img, ann, write_dataset
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
-from coco_fixtures import Img, ann, write_dataset  # noqa: E402
-
-from rfdetr_trainer.cli.app import app  # noqa: E402
+from rfdetr_trainer.cli.app import app
 
 runner = CliRunner()
 

@@ -8,14 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.coco_fixtures import Img, ann, class_counts, write_dataset
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
-from coco_fixtures import Img, ann, class_counts, write_dataset  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
-
-from rfdetr_trainer.cli.app import app  # noqa: E402
+from rfdetr_trainer.cli.app import app
 
 runner = CliRunner()
 
@@ -114,14 +110,14 @@ def test_merge_and_inspect_help_import_nothing_heavy():
 def test_issue_8_fruit_and_raccoon_merge_in_full(tmp_path, monkeypatch):
     """The report's two exports: a CVAT 'COCO 1.0' saved flat and Roboflow's root file with images/ (and its
     synthetic root category). Every image of both is merged; the root is no class."""
-    from export_fixtures import CLASSES, N_ANNS, N_IMAGES, cvat_coco_renamed_flat, roboflow_coco_root
+    from support.export_fixtures import CLASSES, N_ANNS, N_IMAGES, cvat_coco_renamed_flat, roboflow_coco_root
 
     monkeypatch.chdir(tmp_path)
     fruit = cvat_coco_renamed_flat(tmp_path / "fruit")
     raccoon = roboflow_coco_root(tmp_path / "raccoon")
     # Different pixels for the second source, so no image is a byte-identical duplicate of the first's.
-    from coco_fixtures import jpeg_bytes
     from PIL import Image
+    from support.coco_fixtures import jpeg_bytes
 
     for n, p in enumerate(sorted((raccoon / "images").iterdir())):
         with Image.open(p) as img:

@@ -6,17 +6,14 @@ manifest; camera JPEGs with data after the end marker pass; EXIF-rotated images 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from support.coco_fixtures import jpeg_bytes
+from support.export_fixtures import N_ANNS, N_IMAGES, cvat_yolo11, roboflow_coco_root, ultralytics_yolo
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
-from coco_fixtures import jpeg_bytes  # noqa: E402
-from export_fixtures import N_ANNS, N_IMAGES, cvat_yolo11, roboflow_coco_root, ultralytics_yolo  # noqa: E402
-
-from rfdetr_trainer.cli.app import app  # noqa: E402
+from rfdetr_trainer.cli.app import app
 
 runner = CliRunner()
 
@@ -176,7 +173,7 @@ def test_exif_rotated_image_is_written_upright_with_its_box_on_the_object(tmp_pa
 @pytest.mark.parametrize(("damage", "code"), BAD, ids=[b[1] for b in BAD])
 def test_train_on_a_split_folder_fails_before_training(tmp_path, monkeypatch, damage, code):
     """A dataset used in place (train/valid/test already) is checked the same way before any model is built."""
-    from export_fixtures import roboflow_coco_splits
+    from support.export_fixtures import roboflow_coco_splits
 
     monkeypatch.chdir(tmp_path)
     src = roboflow_coco_splits(tmp_path / "rf")

@@ -1,11 +1,11 @@
-"""Fixtures of the dataset engine tests; the builders live in coco_fixtures.py."""
+"""Fixtures of the dataset engine tests; the builders live in support/coco_fixtures.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from coco_fixtures import Img, ann, write_dataset
+from support.coco_fixtures import Img, ann, write_dataset
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import json
 import zipfile
 
 import pytest
-from coco_fixtures import class_counts, load_split
-from export_fixtures import CLASS_COUNTS, CLASSES, LAYOUTS, N_ANNS, N_IMAGES, SPLIT_COUNTS, roboflow_coco_root
+from support.coco_fixtures import class_counts, load_split
+from support.export_fixtures import CLASS_COUNTS, CLASSES, LAYOUTS, N_ANNS, N_IMAGES, SPLIT_COUNTS, roboflow_coco_root
 
 from rfdetr_trainer.coco.layout import detect_layout, open_dataset
 from rfdetr_trainer.coco.merge import MergeOptions, merge_datasets

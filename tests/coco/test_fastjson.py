@@ -7,7 +7,16 @@ import random
 from pathlib import Path
 
 import pytest
-from coco_fixtures import POLYGON, RLE_COMPRESSED, RLE_UNCOMPRESSED, Img, ann, three_images, tree_digest, write_dataset
+from support.coco_fixtures import (
+    POLYGON,
+    RLE_COMPRESSED,
+    RLE_UNCOMPRESSED,
+    Img,
+    ann,
+    three_images,
+    tree_digest,
+    write_dataset,
+)
 
 from rfdetr_trainer.coco import fastjson
 from rfdetr_trainer.coco.merge import MergeOptions, merge_datasets

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from coco_fixtures import Img, ann, class_counts, load_split, write_dataset
+from support.coco_fixtures import Img, ann, class_counts, load_split, write_dataset
 
 from rfdetr_trainer.coco.layout import detect_layout, open_dataset
 from rfdetr_trainer.coco.merge import MergeOptions, merge_datasets

@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
-from coco_fixtures import (
+from support.coco_fixtures import (
     POLYGON,
     RLE_COMPRESSED,
     RLE_UNCOMPRESSED,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from coco_fixtures import Img, ann, load_split, write_dataset
+from support.coco_fixtures import Img, ann, load_split, write_dataset
 
 from rfdetr_trainer.coco.merge import MergeOptions, merge_datasets
 from rfdetr_trainer.coco.source import SourceRef

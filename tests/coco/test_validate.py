@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from coco_fixtures import Img, ann, jpeg_bytes, write_dataset
+from support.coco_fixtures import Img, ann, jpeg_bytes, write_dataset
 
 from rfdetr_trainer.coco.schema import SEVERITY
 from rfdetr_trainer.errors import DatasetError

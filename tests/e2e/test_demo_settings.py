@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import REPO
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _demo_commands() -> tuple[list[str], list[str], list[str]]:
     """The dataset, run and report command lines of the Makefile's demo target ($(VAR)s left in)."""
-    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
     body = text.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
     lines = [shlex.split(line.strip()) for line in body.splitlines()[1:] if line.startswith("\t")]
     dataset = next(line for line in lines if "examples/make_synthetic_dataset.py" in line)
@@ -46,7 +46,7 @@ def _option(argv: list[str], flag: str) -> list[str]:
 
 def test_demo_settings_run_end_to_end(tmp_path: Path) -> None:
     dataset_cmd, run_cmd, report_cmd = _demo_commands()
-    demo = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
+    demo = yaml.safe_load((REPO / "examples" / "demo.yaml").read_text())
     assert _option(run_cmd, "--config") == ["examples/demo.yaml"]
 
     # Same dataset settings, fewer images; same config, one epoch of two steps.
@@ -54,12 +54,12 @@ def test_demo_settings_run_end_to_end(tmp_path: Path) -> None:
     args[0] = str(tmp_path / "data")
     args[args.index("--num-images") + 1] = "12"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RFDETR_TRAINER_", "CLEARML_"))}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    subprocess.run([sys.executable, str(ROOT / "examples" / "make_synthetic_dataset.py"), *args], check=True,
-                   env=env, cwd=ROOT, capture_output=True)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_synthetic_dataset.py"), *args], check=True,
+                   env=env, cwd=REPO, capture_output=True)
     runs = tmp_path / "runs"
     proc = subprocess.run(
-        [sys.executable, "-m", "rfdetr_trainer", "run", "--config", str(ROOT / "examples" / "demo.yaml"),
+        [sys.executable, "-m", "rfdetr_trainer", "run", "--config", str(REPO / "examples" / "demo.yaml"),
          "--dataset-dir", str(tmp_path / "data"), "--output-dir", str(runs), "--run-name", "demo",
          "--epochs", "1", "--max-steps", "2"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
@@ -78,12 +78,12 @@ def test_demo_settings_run_end_to_end(tmp_path: Path) -> None:
     classes = _option(dataset_cmd, "--classes")
     assert saved["class_names"] == classes
 
-    report = subprocess.run([sys.executable, str(ROOT / "examples" / "demo_report.py"), str(manifest_path)],
+    report = subprocess.run([sys.executable, str(REPO / "examples" / "demo_report.py"), str(manifest_path)],
                             capture_output=True, text=True, check=True)
     assert re.match(r"demo: mAP50 \d\.\d{3} on the test split at confidence 0\.5 \(goal >= 0\.5: ", report.stdout)
     assert report_cmd[-1].endswith("run_manifest.json")
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     demo_text = " ".join(readme.split("`make demo` trains", 1)[1].split("`make bench`", 1)[0].split())
     # The README describes the settings in use: epochs, resolution, queries, time budget, the figure's goal.
     assert f"for {demo['training']['epochs']} epochs" in demo_text

@@ -94,7 +94,7 @@ def _default_timeout(client: Any, timeout: tuple[float, float]) -> None:
     cvat-sdk has no client-wide timeout: its generated REST client passes ``timeout=None`` (wait forever) to
     urllib3 on every call without ``_request_timeout``, which overrides any pool default. All its calls go
     through ``rest_client.request`` (the generated ``GET``/``POST``… helpers call it), so that one method is
-    wrapped on this client instance; ``tests/sources/test_source_timeouts.py`` pins it with a silent server.
+    wrapped on this client instance; ``tests/integrations/test_source_timeouts.py`` pins it with a silent server.
     """
     rest = client.api_client.rest_client
     request = rest.request

@@ -10,7 +10,7 @@ the scales of that resize, so rfdetr moves the boxes exactly as for its own redu
 augmentation still runs afterwards, per sample, on every epoch. Any file it does not hold goes to rfdetr's
 decoder unchanged. Only public names are used (issue 10): the datasets' private ``_decode_image``/``_draft_size``
 are not touched; the draft size is the argument rfdetr itself passes (recorded from one sample, see
-:func:`probe_draft_size`), and ``tests/integrations/test_image_cache.py`` pins the call this relies on.
+:func:`probe_draft_size`), and ``tests/integrations/rfdetr/test_image_cache.py`` pins the call this relies on.
 
 The size cached is the one rfdetr itself decides is lossless for the pipeline: the draft size
 (``max(largest training scale, 600)`` with scale jitter) on the shorter side for the train split, never upscaled;

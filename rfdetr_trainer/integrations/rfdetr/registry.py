@@ -1,7 +1,7 @@
 """Model types -> rfdetr classes, with the facts needed before rfdetr is imported.
 
 The table is static so that a bad resolution or model type fails in milliseconds, not after a 5 s
-``import rfdetr``; ``tests/integrations/test_registry.py`` checks it against rfdetr's own config classes.
+``import rfdetr``; ``tests/integrations/rfdetr/test_rfdetr_registry.py`` checks it against rfdetr's own config classes.
 """
 
 from __future__ import annotations

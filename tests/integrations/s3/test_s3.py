@@ -8,8 +8,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from fault_proxy import FaultProxy
-from source_configs import minio_config
+from support.fault_proxy import FaultProxy
+from support.source_configs import minio_config
 
 from rfdetr_trainer.errors import ConfigError, OutputError, SourceError
 from rfdetr_trainer.integrations.s3 import fetch_s3, upload_artifacts

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from clearml_session import only_session
+from support.clearml_session import only_session
 
 from rfdetr_trainer.cli.options import overrides
 from rfdetr_trainer.pipeline.tracking import clearml_credentials_configured, resolve_clearml, tracking

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from clearml_session import isolate, only_session, reset_clearml
+from support.clearml_session import isolate, only_session, reset_clearml
 
 pytestmark = pytest.mark.slow
 

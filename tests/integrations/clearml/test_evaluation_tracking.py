@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clearml_session import only_session
+from support.clearml_session import only_session
 
 from rfdetr_trainer.evaluation.core import evaluate_coco
 from rfdetr_trainer.integrations.clearml import TaskManager

@@ -9,19 +9,14 @@ written files. The check is that the results, the recorded image size and the dr
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support.coco_fixtures import jpeg_bytes
 
 from rfdetr_trainer.integrations.rfdetr.inference import Backend
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
-from coco_fixtures import jpeg_bytes  # noqa: E402
-
-from rfdetr_trainer.schemas import ValidationConfig  # noqa: E402
-from rfdetr_trainer.services.predict import predict  # noqa: E402
+from rfdetr_trainer.schemas import ValidationConfig
+from rfdetr_trainer.services.predict import predict
 
 
 class WhiteSquareDetector(Backend):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from source_configs import minio_config
+from support.source_configs import minio_config
 
 from rfdetr_trainer.coco import image_probe
 from rfdetr_trainer.coco.validate import validate_dataset

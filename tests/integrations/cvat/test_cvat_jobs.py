@@ -7,9 +7,9 @@ import json
 import os
 
 import pytest
-from cvat_data import FakeProject, FakeTask
-from cvat_server import CvatServer, CvatState
-from source_configs import cvat_config
+from support.cvat_data import FakeProject, FakeTask
+from support.cvat_server import CvatServer, CvatState
+from support.source_configs import cvat_config
 from typer.testing import CliRunner
 
 from rfdetr_trainer.cli.app import app

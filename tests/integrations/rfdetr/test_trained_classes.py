@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coco"))
-from coco_fixtures import jpeg_bytes  # noqa: E402
+from support import REPO
+from support.coco_fixtures import jpeg_bytes
 
 CLI = [sys.executable, "-m", "rfdetr_trainer"]
 TINY = ["--model-type", "nano", "--pretrain-weights", "none", "--epochs", "1", "--batch-size", "4",
@@ -71,7 +70,7 @@ def _cvat(root: Path) -> None:
 
 
 def _run(args: list[str], cwd: Path, stderr_file: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(stderr_file or os.devnull, "w") as err:
         proc = subprocess.run([*CLI, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
                               timeout=900)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from source_configs import cvat_config
+from support.source_configs import cvat_config
 
 from rfdetr_trainer.integrations.cvat import fetch_cvat
 

@@ -23,9 +23,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from support.loopback import LoopbackHTTPServer, LoopbackServer
 
 API_VERSION = "2.23"
 
@@ -70,7 +72,7 @@ def _matches(value: Any, wanted: Any) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: LoopbackHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
@@ -316,36 +318,10 @@ class _Handler(BaseHTTPRequestHandler):
         return out
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients hanging up are not server faults
-            super().handle_error(request, client_address)
-
-    def __init__(self, state: ClearMLState) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.state = state
-        state.base_url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class ClearMLServer:
+class ClearMLServer(LoopbackServer):
     """Context manager: the fake ClearML API and files server on one loopback port."""
 
     def __init__(self) -> None:
         self.state = ClearMLState()
-        self._server = _Server(self.state)
-        self.url = self.state.base_url
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    def __enter__(self) -> ClearMLServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_Handler, self.state)
+        self.state.base_url = self.url

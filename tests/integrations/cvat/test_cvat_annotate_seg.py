@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cvat_data import FakeTask
-from cvat_server import CvatServer, CvatState
+from support.cvat_data import FakeTask
+from support.cvat_server import CvatServer, CvatState
 from typer.testing import CliRunner
 
 from rfdetr_trainer.cli.app import app

@@ -4,15 +4,14 @@ Trainer built inside it, and none outside (rfdetr's evaluate() afterwards, other
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+
+from support import REPO
 
 from rfdetr_trainer.integrations.rfdetr import hooks
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_pyproject_declares_the_entry_point():
-    text = (ROOT / "pyproject.toml").read_text()  # (tomllib is 3.11+; the project supports 3.10)
+    text = (REPO / "pyproject.toml").read_text()  # (tomllib is 3.11+; the project supports 3.10)
     section = text.split(f'[project.entry-points."{hooks.GROUP}"]\n', 1)[1].split("\n[", 1)[0]
     assert f'{hooks.NAME} = "{hooks.TARGET}"' in section.splitlines()
 

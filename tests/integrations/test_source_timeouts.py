@@ -12,9 +12,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from support import REPO
 from typer.testing import CliRunner
 from urllib3 import HTTPResponse
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
@@ -125,7 +125,7 @@ def test_default_timeouts_fail_a_silent_cvat_server_in_the_time_the_readme_state
     worst = conn.silent_server_worst_case()
     assert worst == (conn.retries + 1) * conn.read_timeout + sum(waits) == 75.0
     assert (conn.retries + 1) * conn.connect_timeout + sum(waits) <= worst
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert f"= **{worst:g} s**" in readme
 
 

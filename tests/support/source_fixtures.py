@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from cvat_data import FakeProject, FakeTask  # noqa: E402
-from cvat_server import CvatServer, CvatState  # noqa: E402
-from source_configs import cvat_config, minio_config  # noqa: E402,F401
+from support.cvat_data import FakeProject, FakeTask
+from support.cvat_server import CvatServer, CvatState
 
 
 @pytest.fixture
@@ -29,13 +24,14 @@ def cvat_factory() -> Iterator[Callable[..., CvatServer]]:
             FakeProject(7, "proj"),
             [FakeTask(11, "train part", subset="Train", n_images=4), FakeTask(12, "val part", subset="Validation")],
         )
-        server = CvatServer(state).__enter__()
+        server = CvatServer(state)
+        server.start()
         servers.append(server)
         return server
 
     yield start
     for server in servers:
-        server.__exit__(None, None, None)
+        server.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,10 @@ from __future__ import annotations
 import http.client
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from support.loopback import LoopbackServer
 
 
 class FaultProxy:
@@ -68,10 +70,8 @@ class FaultProxy:
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = LoopbackServer(Handler).start()
+        self.url = self._server.url
 
     def fail(self, pattern: str, times: int, status: int = 500) -> None:
         self.rules.append([re.compile(pattern), times, status])
@@ -84,5 +84,4 @@ class FaultProxy:
         return sum(1 for line in self.log if rx.search(line))
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()

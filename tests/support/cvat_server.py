@@ -30,12 +30,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from cvat_annotations_api import AnnotationRoutes, inline_labels, label_ids, legacy_segments
-from cvat_data import FakeProject, FakeTask, build_export
+from support.cvat_annotations_api import AnnotationRoutes, inline_labels, label_ids, legacy_segments
+from support.cvat_data import FakeProject, FakeTask, build_export
+from support.loopback import LoopbackHTTPServer, LoopbackServer
 
 FORMAT = "COCO 1.0"
 
@@ -117,7 +118,7 @@ class CvatState:
 
 class _Handler(AnnotationRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: LoopbackHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
@@ -523,30 +524,10 @@ class _Handler(AnnotationRoutes, BaseHTTPRequestHandler):
         self._send_file(self._job_data(job), self._filename(job))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, state: CvatState) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.state = state
-        state.base_url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class CvatServer:
+class CvatServer(LoopbackServer):
     """Context manager running a fake CVAT server on a free loopback port."""
 
     def __init__(self, state: CvatState | None = None) -> None:
         self.state = state or CvatState()
-        self._server = _Server(self.state)
-        self.url = self.state.base_url
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    def __enter__(self) -> CvatServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_Handler, self.state)
+        self.state.base_url = self.url

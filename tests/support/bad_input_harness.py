@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from coco_fixtures import Img, ann, write_dataset
 from typer.testing import CliRunner
 
 from rfdetr_trainer.cli.app import app
-
-REPO = Path(__file__).resolve().parents[2]
+from support import REPO
+from support.coco_fixtures import Img, ann, write_dataset
 
 
 class Workspace:

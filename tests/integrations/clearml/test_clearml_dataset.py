@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
-from clearml_server import ClearMLServer
-from clearml_session import CLEARML_VARS, reset_clearml
+from support.clearml_server import ClearMLServer
+from support.clearml_session import CLEARML_VARS, reset_clearml
 from typer.testing import CliRunner
 
 from rfdetr_trainer.cli.app import app
@@ -131,8 +131,7 @@ def test_train_on_a_dataset_version_links_its_task_to_the_id(online, tmp_path):
     import subprocess
     import sys
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "sources"))
-    from tiny_model import TINY_TRAIN
+    from support.tiny_model import TINY_TRAIN
 
     source = make_dataset(tmp_path / "src", num_images=8, image_size=96, seed=4)
     version = json.loads(_merge([str(source), "--data-dir", str(tmp_path / "merged"), "--clearml-dataset",

@@ -1,4 +1,4 @@
-"""Fixtures for the tracking tests; the helpers live in clearml_session.py."""
+"""ClearML fixtures: an isolated offline ClearML home per test; the helpers live in clearml_session.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clearml_session import isolate, reset_clearml
+
+from support.clearml_session import isolate, reset_clearml
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cvat_data import FakeTask, human_box
-from cvat_server import CvatServer, CvatState
-from source_configs import cvat_config
+from support.cvat_data import FakeTask, human_box
+from support.cvat_server import CvatServer, CvatState
+from support.source_configs import cvat_config
 from typer.testing import CliRunner
 
 from rfdetr_trainer.cli.app import app

@@ -24,7 +24,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cvat_data import FakeProject, FakeTask
+from support.cvat_data import FakeProject, FakeTask
 
 SOURCES_2X = {"manual", "auto", "semi-auto", "file", "consensus"}
 SOURCES_1X = {"manual", "auto"}

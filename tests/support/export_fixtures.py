@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from coco_fixtures import jpeg_bytes
+from support.coco_fixtures import jpeg_bytes
 
 CLASSES = ["raccoon", "fox"]
 #: (split, stem, width, height, [(class, x, y, w, h)]) in pixels; 7 images, 9 annotations, one background.

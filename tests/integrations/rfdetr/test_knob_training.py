@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clearml_session import CLEARML_VARS, only_session
+from support.clearml_session import CLEARML_VARS, only_session
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clearml_session import CLEARML_VARS, Session
+from support.clearml_session import CLEARML_VARS, Session
 
 pytestmark = pytest.mark.slow
 

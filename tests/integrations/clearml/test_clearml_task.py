@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from clearml_session import only_session
+from support.clearml_session import only_session
 
 from rfdetr_trainer.errors import ConfigError, TrackingError
 from rfdetr_trainer.integrations.clearml import TaskManager, enqueue_remote
