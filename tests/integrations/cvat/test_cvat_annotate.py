@@ -99,7 +99,10 @@ def _conf_for(checkpoint: Path, frames) -> float:
     scores = sorted(s for dets in preds for _n, s, _b in dets)
     known = sorted(s for dets in preds[1:] for n, s, _b in dets if n in ("square", "circle"))
     assert known, "the tiny model proposes no square or circle"
-    return min(scores[int(len(scores) * 0.9)], known[-min(5, len(known))])
+    keep = min(scores[int(len(scores) * 0.9)], known[-min(5, len(known))])
+    below = [s for s in scores if s < keep]
+    # Halfway to the next lower score, not on a score: annotate's batch differs from this one by float noise.
+    return (keep + below[-1]) / 2 if below else keep
 
 
 def _expected(checkpoint: Path, frames, conf: float):
@@ -121,6 +124,16 @@ def _expected(checkpoint: Path, frames, conf: float):
             else:
                 expected.append((frame, ids[name], points, round(score, 5)))
     return sorted(expected), dict(unknown)
+
+
+def _assert_same_shapes(stored, expected) -> None:
+    """The same frames, labels and count; boxes and scores equal to their last stored digit. annotate runs the
+    model on other batches than ``_predictions``, and float sums in another order can move a value across a
+    rounding step (81.025 stored as 81.02 once, 81.03 the other time)."""
+    assert [(f, lid) for f, lid, *_ in stored] == [(f, lid) for f, lid, *_ in expected], (stored, expected)
+    for (f, lid, pts, sc), (_f, _l, want_pts, want_sc) in zip(stored, expected):
+        assert pts == pytest.approx(want_pts, abs=0.0101), (f, lid, pts, want_pts)
+        assert sc == (None if want_sc is None else pytest.approx(want_sc, abs=2e-5)), (f, lid, sc, want_sc)
 
 
 def _auto(task: FakeTask):
@@ -147,7 +160,7 @@ def test_annotate_uploads_the_models_boxes_and_keeps_human_work(truth, tmp_path,
         first = CliRunner().invoke(app, args)
         assert first.exit_code == 0, first.output
         stored = _auto(task)
-        assert stored == [(f, lid, pts, sc if version >= "2" else None) for f, lid, pts, sc in expected]
+        _assert_same_shapes(stored, [(f, lid, pts, sc if version >= "2" else None) for f, lid, pts, sc in expected])
         assert stored and all(f in (1, 2, 3) for f, *_ in stored)
         human = [s for s in task.shapes if s["source"] == "manual"]
         assert human == [human_box(0, 501, 1.0, 2.0, 30.0, 40.0, id=900)]
@@ -197,7 +210,9 @@ def test_dry_run_uploads_nothing_and_writes_coco_results(truth, tmp_path, monkey
     assert [c["name"] for c in coco["categories"]] == ["square", "circle"]
     assert [i["id"] for i in coco["images"]] == [2, 3, 4]
     got = sorted((a["image_id"] - 1, a["category_id"], a["score"]) for a in coco["annotations"])
-    assert got == sorted((f, lid - 500, sc) for f, lid, _pts, sc in expected)
+    want = sorted((f, lid - 500, sc) for f, lid, _pts, sc in expected)
+    assert [g[:2] for g in got] == [w[:2] for w in want], (got, want)
+    assert [g[2] for g in got] == pytest.approx([w[2] for w in want], abs=2e-5)
     results = json.loads((tmp_path / "dry" / "task-5" / "coco_results.json").read_text())
     assert len(results) == len(expected) and all(set(r) == {"image_id", "category_id", "bbox", "score"}
                                                  for r in results)
