@@ -26,7 +26,7 @@ demo: $(STAMP)
 
 ## test: the whole suite, including one real CPU training run
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 ## bench: figures for the closing notes (not timed tests)
 bench: $(STAMP)
