@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 
 import numpy as np
 import pytest
+from support.pycocotools_ref import pycocotools_metrics
 
 from rfdetr_trainer.evaluation.cocomap import STAT_NAMES
 from rfdetr_trainer.evaluation.core import evaluate_coco
@@ -38,24 +37,6 @@ def synthetic(seed: int, images: int = 40, classes: int = 3):
             rows.append([image_id, rng.uniform(0, 600), rng.uniform(0, 440), w, h, rng.uniform(0.001, 0.5),
                          10 + int(rng.integers(classes))])
     return gt, np.array(rows)
-
-
-def pycocotools_metrics(gt_path, results_path):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_path))
-        ev = COCOeval(gt, gt.loadRes(str(results_path)), "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    per_class = {}
-    for k, cat in enumerate(ev.params.catIds):
-        p = ev.eval["precision"][:, :, k, 0, -1]
-        per_class[cat] = (float(np.mean(p[p > -1])) if (p > -1).any() else None,
-                          float(np.mean(p[0][p[0] > -1])) if (p[0] > -1).any() else None)
-    return ev.stats, per_class
 
 
 def assert_same(written, stats, per_class):

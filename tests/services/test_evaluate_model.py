@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
+from support.pycocotools_ref import pycocotools_metrics
 from typer.testing import CliRunner
 
 from rfdetr_trainer.cli.app import app
@@ -72,19 +71,6 @@ def test_boxes_refer_to_the_upright_image_of_an_exif_rotated_file(backend, tiny_
         assert Image.open(drawn).size == (192, 112)
 
 
-def _pycocotools_map(gt_path, results_path):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_path))
-        ev = COCOeval(gt, gt.loadRes(str(results_path)), "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev.stats
-
-
 def test_evaluate_command_writes_every_file(checkpoint, tiny_dataset, tmp_path):
     out = tmp_path / "ev"
     result = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(checkpoint), "--dataset-dir",
@@ -98,7 +84,7 @@ def test_evaluate_command_writes_every_file(checkpoint, tiny_dataset, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert [r["class"] for r in metrics["per_class"]] == ["square", "circle", "triangle"]
     assert "AP50" in result.stderr and "triangle" in result.stderr  # the rich table
-    stats = _pycocotools_map(tiny_dataset / "test" / "_annotations.coco.json", out / "coco_results.json")
+    stats, _per_class = pycocotools_metrics(tiny_dataset / "test" / "_annotations.coco.json", out / "coco_results.json")
     assert (metrics["mAP50_95"] or 0.0) == pytest.approx(max(stats[0], 0.0), abs=1e-4)
     errors = json.loads((out / "errors" / "errors.json").read_text())
     assert len(errors["images"]) <= 2 and all((out / "errors" / e["drawn"]).is_file() for e in errors["images"])

@@ -23,11 +23,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from support.loopback import LoopbackHTTPServer, LoopbackServer
+from support.loopback import Handler, LoopbackServer
 
 API_VERSION = "2.23"
 
@@ -70,44 +69,17 @@ def _matches(value: Any, wanted: Any) -> bool:
     return value == wanted
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: LoopbackHTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
-
+class _Handler(Handler):
     def _reply(self, status: int, data: Any, endpoint: str, msg: str = "OK") -> None:
         body = json.dumps({"meta": {"id": uuid.uuid4().hex, "trx": uuid.uuid4().hex,
                                     "endpoint": {"name": endpoint, "requested_version": API_VERSION,
                                                  "actual_version": API_VERSION},
                                     "result_code": status, "result_subcode": 0, "result_msg": msg,
                                     "error_stack": ""}, "data": data}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_body(status, body, "application/json")
 
     def _raw(self, status: int, data: bytes, ctype: str = "application/octet-stream") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._route()
-
-    def do_POST(self) -> None:
-        self._route()
-
-    def do_PUT(self) -> None:
-        self._route()
-
-    def do_HEAD(self) -> None:
-        self._route()
+        self.send_body(status, data, ctype)
 
     def _route(self) -> None:
         st = self.server.state

@@ -30,13 +30,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from support.cvat_annotations_api import AnnotationRoutes, inline_labels, label_ids, legacy_segments
 from support.cvat_data import FakeProject, FakeTask, build_export
-from support.loopback import LoopbackHTTPServer, LoopbackServer
+from support.loopback import Handler, LoopbackServer
 
 FORMAT = "COCO 1.0"
 
@@ -116,13 +115,7 @@ class CvatState:
         return sum(1 for m, p in self.log if rx.search(f"{m} {p}"))
 
 
-class _Handler(AnnotationRoutes, BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: LoopbackHTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
-
+class _Handler(AnnotationRoutes, Handler):
     # -- responses ----------------------------------------------------------------------------------------------
 
     def _send(self, status: int, body: Any = None, *, ctype: str = "application/json",
@@ -135,14 +128,7 @@ class _Handler(AnnotationRoutes, BaseHTTPRequestHandler):
             data = json.dumps(body).encode()
         else:
             data = str(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self.send_body(status, data, ctype, headers)
 
     def _detail(self, status: int, detail: str, **headers: str) -> None:
         self._send(status, {"detail": detail}, headers=headers or None)
@@ -226,21 +212,6 @@ class _Handler(AnnotationRoutes, BaseHTTPRequestHandler):
         return obj
 
     # -- routing --------------------------------------------------------------------------------------------------
-
-    def do_GET(self) -> None:
-        self._route()
-
-    def do_POST(self) -> None:
-        self._route()
-
-    def do_PUT(self) -> None:
-        self._route()
-
-    def do_PATCH(self) -> None:
-        self._route()
-
-    def do_DELETE(self) -> None:
-        self._route()
 
     def _route(self) -> None:
         st = self.server.state

@@ -6,10 +6,9 @@ from __future__ import annotations
 import http.client
 import re
 import threading
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-from support.loopback import LoopbackServer
+from support.loopback import Handler, LoopbackServer
 
 
 class FaultProxy:
@@ -23,13 +22,8 @@ class FaultProxy:
         self.lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _any(self) -> None:
+        class Proxy(Handler):
+            def _route(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 line = f"{self.command} {self.path}"
@@ -43,11 +37,7 @@ class FaultProxy:
                             break
                 if isinstance(action, int):
                     data = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
-                    self.send_response(action)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                    self.send_body(action, data, "application/xml")
                     return
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
@@ -68,9 +58,7 @@ class FaultProxy:
                 self.wfile.write(data)
                 conn.close()
 
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
-
-        self._server = LoopbackServer(Handler).start()
+        self._server = LoopbackServer(Proxy).start()
         self.url = self._server.url
 
     def fail(self, pattern: str, times: int, status: int = 500) -> None:

@@ -19,6 +19,34 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class Handler(BaseHTTPRequestHandler):
+    """A quiet HTTP/1.1 handler: every method goes to ``_route``; ``send_body`` answers with a sized body."""
+
+    protocol_version = "HTTP/1.1"
+    server: LoopbackHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def send_body(self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _route(self) -> None:
+        raise NotImplementedError
+
+    def do_GET(self) -> None:
+        self._route()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
+
+
 class LoopbackServer:
     """Serves ``handler`` on a free loopback port (``url``) once started; a context manager, or ``close()``."""
 
