@@ -101,21 +101,22 @@ def test_segmentation_model_uploads_polygons_traced_from_its_masks(seg_model, tm
     polygons = 0
     for shape in shapes:
         ref = refs[shape["frame"]]
-        # The same detection in rfdetr's output: its score, class name (= the task label's name) and box.
+        # The same detection in rfdetr's output: its score, class name (= the task label's name), and its mask
+        # or box. An untrained model scores many candidates alike, so the score alone may name several.
         match = [i for i in range(len(ref)) if abs(float(ref.confidence[i]) - shape["score"]) < 1e-4
                  and int(ref.class_id[i]) < len(names) and names[ref.class_id[i]] == label_name[shape["label_id"]]]
         assert match, (shape, label_name[shape["label_id"]])
-        i = match[0]
-        mask = ref.mask[i]
-        assert mask.shape == (height, width)
+        assert all(ref.mask[i].shape == (height, width) for i in match)
         points = shape["points"]
         if shape["type"] == "polygon":
             polygons += 1
             xs, ys = points[0::2], points[1::2]
             assert len(points) >= 6 and len(points) % 2 == 0
             assert all(0 <= x <= width for x in xs) and all(0 <= y <= height for y in ys)
-            assert all(mask[int(y), int(x)] for x, y in zip(xs, ys))  # vertices lie on the mask's outline
+            # vertices lie on the mask's outline
+            assert any(all(ref.mask[i][int(y), int(x)] for x, y in zip(xs, ys)) for i in match), shape
         else:  # fallback: a detection whose mask has no outline of 3 points keeps its box
-            assert shape["type"] == "rectangle" and _outline_pixels(mask) < 3
-            np.testing.assert_allclose(points, np.round(ref.xyxy[i], 2), atol=0.02)
+            assert shape["type"] == "rectangle"
+            assert any(_outline_pixels(ref.mask[i]) < 3 and np.allclose(points, np.round(ref.xyxy[i], 2), atol=0.02)
+                       for i in match), (shape, [ref.xyxy[i] for i in match])
     assert polygons >= 1, shapes
