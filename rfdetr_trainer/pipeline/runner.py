@@ -9,7 +9,6 @@ reuses finished stages and resumes an interrupted training from its ``last.ckpt`
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +21,8 @@ from rfdetr_trainer.pipeline.context import (
     RunContext,
     open_run,
     sample_image,
-    save_manifest,
 )
-from rfdetr_trainer.pipeline.stages import fetch_stage, final_evaluation, train_recorded
+from rfdetr_trainer.pipeline.stages import evaluate_recorded, fetch_recorded, train_recorded
 from rfdetr_trainer.settings import Settings
 
 if TYPE_CHECKING:
@@ -80,9 +78,7 @@ def _run_stages(ctx: RunContext, book: ManifestBook, progress: Any, rank_zero: b
 
     settings, paths, tracker = ctx.settings, ctx.paths, ctx.tracker
     log.info("run folder: %s", paths.root)
-    fetched = fetch_stage(settings)
-    book.record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
-    tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
+    fetched = fetch_recorded(ctx, book)
 
     book.current = "train"
     trained = _reused_training(book) or _train_step(ctx, book, fetched)
@@ -95,17 +91,14 @@ def _run_stages(ctx: RunContext, book: ManifestBook, progress: Any, rank_zero: b
     predicted = _predict_step(ctx, book, model, fetched.dataset_dir, split)
 
     book.current = "evaluate"
-    evaluated = _evaluate_step(ctx, model, fetched.dataset_dir, split)
-    book.record("evaluate", evaluated.to_dict(), evaluation=evaluated.output_dir,
-                evaluation_metrics=evaluated.metrics_path)
+    evaluated = evaluate_recorded(ctx, book, model, fetched.dataset_dir, split)
 
     book.current = "export"
     exported = _export_step(ctx, book, model, fetched.dataset_dir, split, image, evaluated)
     for fmt, path in exported.files.items():
         tracker.log_model(path, name=fmt, class_names=trained.class_names,
                           metrics={**trained.final_metrics, **predicted.metrics})
-    book.manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    save_manifest(paths.manifest, book.manifest)
+    book.finish()
     book.record("report", {}, report=_report_step(ctx))
     if settings.data.minio.upload_to:
         book.current = "upload"
@@ -146,11 +139,6 @@ def _predict_step(ctx: RunContext, book: ManifestBook, model: Any, dataset_dir: 
     book.record("predict", {"split": split, **predicted.to_dict()}, predictions=predicted.output_dir,
                 prediction_grid=predicted.grid_path, coco_results=predicted.results_path)
     return predicted
-
-
-def _evaluate_step(ctx: RunContext, model: Any, dataset_dir: Path, split: str) -> EvaluateResult:
-    """Evaluate the best checkpoint on the split predict used (test when the dataset has one)."""
-    return final_evaluation(ctx.settings, model, dataset_dir, ctx.paths, split, ctx.tracker)
 
 
 def _export_step(ctx: RunContext, book: ManifestBook, model: Any, dataset_dir: Path, split: str, image: Path | None,

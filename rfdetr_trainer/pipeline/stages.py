@@ -66,6 +66,15 @@ def train_stage(settings: Settings) -> TrainResult | Enqueued | None:
             raise
 
 
+def fetch_recorded(ctx: RunContext, book: ManifestBook) -> FetchResult:
+    """Fetch the run's sources, record the ``fetch`` stage and give the tracker the dataset. Shared by ``train``
+    and ``run``."""
+    fetched = fetch_stage(ctx.settings)
+    book.record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
+    ctx.tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
+    return fetched
+
+
 def train_recorded(ctx: RunContext, book: ManifestBook, fetched: FetchResult,
                    training: TrainingConfig) -> TrainResult | None:
     """Train on the fetched dataset with the run's callbacks; on rank 0 record the ``train`` stage and give the
@@ -86,29 +95,32 @@ def train_recorded(ctx: RunContext, book: ManifestBook, fetched: FetchResult,
     return result
 
 
+def evaluate_recorded(ctx: RunContext, book: ManifestBook, model: Any, dataset_dir: Path,
+                      split: str) -> EvaluateResult:
+    """:func:`final_evaluation` of ``model`` on ``split``, recorded as the ``evaluate`` stage. Shared by ``train``
+    and ``run``."""
+    evaluated = final_evaluation(ctx.settings, model, dataset_dir, ctx.paths, split, ctx.tracker)
+    book.record("evaluate", evaluated.to_dict(), evaluation=evaluated.output_dir,
+                evaluation_metrics=evaluated.metrics_path)
+    return evaluated
+
+
 def _train_steps(ctx: RunContext, book: ManifestBook) -> TrainResult | None:
     from rfdetr_trainer.services.report import REPORT_NAME
 
-    settings, paths, tracker = ctx.settings, ctx.paths, ctx.tracker
-    fetched = fetch_stage(settings)
-    book.record("fetch", fetched.to_dict(), dataset=fetched.dataset_dir, dataset_manifest=fetched.manifest_path)
-    tracker.log_dataset(fetched.manifest_path, fetched.dataset_dir)
+    fetched = fetch_recorded(ctx, book)
     book.current = "train"
-    result = train_recorded(ctx, book, fetched, settings.training)
+    result = train_recorded(ctx, book, fetched, ctx.settings.training)
     if result is None:
         return None
-    if not settings.validation.after_training:
-        book.finish()
-        return result
-    book.current = "evaluate"
-    evaluated = final_evaluation(settings, result.best_checkpoint, fetched.dataset_dir, paths, "valid", tracker)
-    book.record("evaluate", evaluated.to_dict(), evaluation=evaluated.output_dir,
-                evaluation_metrics=evaluated.metrics_path)
+    if ctx.settings.validation.after_training:
+        book.current = "evaluate"
+        evaluate_recorded(ctx, book, result.best_checkpoint, fetched.dataset_dir, "valid")
+        report = ctx.paths.root / REPORT_NAME  # final_evaluation rebuilt it
+        if report.is_file():
+            book.current = "report"
+            book.record("report", {}, report=report)
     book.finish()
-    report = paths.root / REPORT_NAME  # final_evaluation rebuilt it
-    if report.is_file():
-        book.current = "report"
-        book.record("report", {}, report=report)
     return result
 
 

@@ -126,7 +126,6 @@ def enqueued(monkeypatch):
 
     monkeypatch.setattr("rfdetr_trainer.pipeline.tracking.tracking", fake_tracking)
     monkeypatch.setattr(stages, "fetch_stage", no_fetch)
-    monkeypatch.setattr(runner, "fetch_stage", no_fetch)
 
 
 def test_open_run_reports_the_queued_task(tmp_path, enqueued):
@@ -156,7 +155,6 @@ def test_resume_hint_names_the_generated_run(tmp_path, monkeypatch, command):
     """Ctrl-C: exit 130 and a hint naming the run this command made up; the next named run's hint names none
     (the name travels in the error, not in a module global that outlives the run)."""
     monkeypatch.setattr(stages, "fetch_stage", _interrupt)
-    monkeypatch.setattr(runner, "fetch_stage", _interrupt)
     args = [command, *FAST, "--output-dir", str(tmp_path / "runs")]
     result = _invoke(args)
     assert result.exit_code == 130, result.output

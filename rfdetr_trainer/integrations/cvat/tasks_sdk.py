@@ -89,11 +89,15 @@ class SdkTaskApi(TaskApi):
         target = Target("task", task_id) if task_id is not None else None
         return self._calls._call(target, doing, fn)
 
-    def _task(self, task_id: int) -> Any:
+    def _sdk(self) -> Any:
+        """The logged-in SDK client, made on first use."""
         if self._client is None:
             self._client = self._call(None, "login", lambda: _make_client(self.conn, threading.local()))
+        return self._client
+
+    def _task(self, task_id: int) -> Any:
         if task_id not in self._tasks:
-            self._tasks[task_id] = self._call(task_id, "reading", lambda: self._client.tasks.retrieve(task_id))
+            self._tasks[task_id] = self._call(task_id, "reading", lambda: self._sdk().tasks.retrieve(task_id))
         return self._tasks[task_id]
 
     def labels(self, task_id: int) -> list[LabelSpec]:
@@ -176,10 +180,9 @@ class SdkTaskApi(TaskApi):
                 "tracks": data.get("tracks") or []}
 
     def project_tasks(self, project_id: int) -> list[dict[str, Any]]:
-        if self._client is None:
-            self._client = self._call(None, "login", lambda: _make_client(self.conn, threading.local()))
+        client = self._sdk()
         project = self._calls._call(Target("project", project_id), "reading",
-                                    lambda: self._client.projects.retrieve(project_id))
+                                    lambda: client.projects.retrieve(project_id))
         tasks = self._calls._call(Target("project", project_id), "listing tasks", project.get_tasks)
         for task in tasks:
             self._tasks.setdefault(int(task.id), task)

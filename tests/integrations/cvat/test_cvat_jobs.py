@@ -143,42 +143,27 @@ def test_project_ground_truth_without_filters_splits_only_that_project(tmp_path)
     assert subsets == {"default": _names([0, 1, 3, 4, 5, 6, 8, 9, 10, 11]), "test": _names([2, 7])}
 
 
-def test_fetch_cli_puts_ground_truth_only_in_test_and_counts_skips_in_manifest(tmp_path, monkeypatch):
-    state = CvatState()
+def _task_20(state: CvatState) -> None:
     state.add_task(_reviewed_task())
-    with CvatServer(state) as server:
-        for key, value in (("CVAT_HOST", server.url), ("CVAT_USERNAME", "admin"), ("CVAT_PASSWORD", "secret")):
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
-        result = CliRunner().invoke(app, [
-            "fetch", "--cvat-task-ids", "20", "--cvat-job-stage", "acceptance", "--cvat-job-state", "completed",
-            "--data-dir", str(tmp_path / "prepared"), "--env-file", os.devnull, "--json"])
-    assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
-    prepared = tmp_path / "prepared"
-    split_names = {}
-    for split in ("train", "valid", "test"):
-        doc = json.loads((prepared / split / "_annotations.coco.json").read_text())
-        split_names[split] = {i["file_name"] for i in doc["images"]}
-    gt = {n.split("/")[-1] for n in _names([2, 7])}
-    assert all(any(name.endswith(g) for name in split_names["test"]) for g in gt)
-    assert not any(name.endswith(g) for g in gt for s in ("train", "valid") for name in split_names[s])
-    assert sum(len(v) for v in split_names.values()) == 7
-    jobs = out["sources"][0]["origin"]["jobs"]
-    assert jobs["frames_skipped_by_job_filter"] == 5 and jobs["frames_ground_truth_to_test"] == 2
-    manifest = json.loads((prepared / "dataset_manifest.json").read_text())
-    assert json.dumps(jobs, sort_keys=True) in json.dumps(manifest, sort_keys=True)
 
 
-def test_fetch_cli_project_puts_ground_truth_only_in_test_and_counts_skips_in_manifest(tmp_path, monkeypatch):
-    state = CvatState()
+def _project_7(state: CvatState) -> None:
     state.add_project(FakeProject(7, "p"), [_reviewed_task()])
+
+
+@pytest.mark.parametrize("add,target", [
+    (_task_20, ["--cvat-task-ids", "20", "--cvat-job-stage", "acceptance"]),
+    (_project_7, ["--cvat-project-ids", "7"]),  # fetched task by task, so each task gets its job view
+], ids=["task", "project"])
+def test_fetch_cli_puts_ground_truth_only_in_test_and_counts_skips_in_manifest(tmp_path, monkeypatch, add, target):
+    state = CvatState()
+    add(state)
     with CvatServer(state) as server:
         for key, value in (("CVAT_HOST", server.url), ("CVAT_USERNAME", "admin"), ("CVAT_PASSWORD", "secret")):
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("RFDETR_TRAINER_DATA__CACHE_DIR", str(tmp_path / "cache"))
         result = CliRunner().invoke(app, [
-            "fetch", "--cvat-project-ids", "7", "--cvat-job-state", "completed",
+            "fetch", *target, "--cvat-job-state", "completed",
             "--data-dir", str(tmp_path / "prepared"), "--env-file", os.devnull, "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
